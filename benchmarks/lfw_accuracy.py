@@ -1,0 +1,67 @@
+"""LFW View 2 verification accuracy of a built-in model with faceqan's detection + alignment.
+
+    python benchmarks/lfw_accuracy.py --model dlib [--lfw ../shared/data/lfw]
+
+Prints 10-fold accuracy (threshold tuned on the other nine folds) on cosine similarity,
+and, for dlib, its own rule (Euclidean distance < 0.6). A pair with an image in which no
+face was found counts as an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceqan.embedding import embed_paths
+from faceqan.evaluation.protocols import read_lfw_pairs, unique_paths
+from faceqan.evaluation.verification import fixed_threshold_accuracy, fold_accuracy
+from faceqan.faces.prepare import FacePreparer
+from faceqan.models import create_model
+
+DEFAULT_LFW = os.environ.get("FACEQAN_LFW", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dlib")
+    parser.add_argument("--lfw", default=DEFAULT_LFW)
+    parser.add_argument("--pairs", default="pairs.txt")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    pairs = read_lfw_pairs(Path(args.lfw) / args.pairs)
+    paths = unique_paths(pairs)
+    model = create_model(args.model)
+    start = time.perf_counter()
+    embeddings, errors = embed_paths(paths, model, FacePreparer(model.spec), args.batch_size)
+    seconds = time.perf_counter() - start
+    print(f"model {args.model}: {len(paths)} images, {len(errors)} without a face, {seconds / len(paths) * 1000:.1f} ms per image")
+    for path, error in list(errors.items())[:10]:
+        print(f"  {path}: {error}")
+
+    mated = np.array([p.mated for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    found = np.array([p.path1 in embeddings and p.path2 in embeddings for p in pairs])
+
+    def pair_scores(similarity) -> np.ndarray:
+        # A pair missing an image gets the score that makes it wrong whatever the threshold.
+        worst = np.where(mated, -np.inf, np.inf)
+        return np.array([similarity(embeddings[p.path1], embeddings[p.path2]) if ok else w for p, ok, w in zip(pairs, found, worst)])
+
+    cosine = pair_scores(lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+    mean, std = fold_accuracy(cosine, mated, folds)
+    print(f"pairs {len(pairs)}, {int((~found).sum())} with an image without a face (counted as errors)")
+    print(f"accuracy (cosine, threshold tuned on the other folds): {mean * 100:.2f}% +- {std * 100:.2f}")
+    distance = pair_scores(lambda a, b: -float(np.linalg.norm(a - b)))
+    mean_d, std_d = fold_accuracy(distance, mated, folds)
+    print(f"accuracy (euclidean, threshold tuned on the other folds): {mean_d * 100:.2f}% +- {std_d * 100:.2f}")
+    if args.model == "dlib":
+        print(f"accuracy (dlib rule: distance < 0.6): {fixed_threshold_accuracy(distance, mated, -0.6) * 100:.2f}%")
+
+
+if __name__ == "__main__":
+    main()

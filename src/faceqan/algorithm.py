@@ -1,0 +1,179 @@
+"""FaceQAN (Babnik, Peer, Struc, ICPR 2022) on batches of aligned face tensors.
+
+Input: a float tensor (N, 3, H, W), RGB, pixels in [-1, 1], aligned for the model, which
+maps it to embeddings (N, D). No file I/O, no detection: see ``faceqan.pipeline`` for that.
+
+Two variants:
+- ``paper`` (section III): k noisy copies I* = clip(I + U(-eps, eps), -1, 1); l FGSM steps
+  of eps / l on L = 1 - cos(M(I*), M(I)), clipped to [-1, 1]; S_i = cos of the k final
+  adversarial examples; flip similarity s_f; Q = max(q_adv * s_f, 0) ** p.
+- ``official`` (LSIbabnikz/FaceQAN, src/): eps acts on images in [0, 1]; full eps steps;
+  similarities recorded before each update (l * k values, the last adversarial batch never
+  scored); Q = (q_adv * s_f) ** p with s_f unclipped.
+
+Noise is drawn from a generator seeded by (seed, image key), the key defaulting to a hash
+of the image's pixels, so an image gets the same noise, hence the same score, whatever
+batch it lands in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Variant = Literal["paper", "official"]
+VARIANTS: tuple[str, ...] = ("paper", "official")
+
+
+@dataclass(frozen=True)
+class QualityParts:
+    """FaceQAN's score and its parts, one value per image (1-D tensors on the CPU)."""
+
+    quality: torch.Tensor
+    mean_sim: torch.Tensor
+    std_sim: torch.Tensor
+    flip_sim: torch.Tensor
+    q_adv: torch.Tensor
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per image, column name -> float."""
+        columns = {f.name: getattr(self, f.name).tolist() for f in fields(self)}
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def aggregate(similarities: torch.Tensor, flip_sim: torch.Tensor, power: float, clip_flip: bool) -> QualityParts:
+    """Eq. (4): q_adv = (mean(S) + 1) / 2 * clip(1 - std(S), 0, 1); Q = (q_adv * s_f) ** p.
+
+    ``similarities`` is (N, n) with n similarities per image; std is the population one
+    (numpy's default, as in the official code). With ``clip_flip`` the base q_adv * s_f is
+    clipped at 0, so Q stays in [0, 1] as the paper states even when s_f < 0 (which an odd
+    p would turn into a negative score and an even p into a high one).
+    """
+    mean = similarities.mean(dim=1)
+    std = similarities.std(dim=1, correction=0)
+    q_adv = (mean + 1) / 2 * (1 - std).clamp(0, 1)
+    base = q_adv * flip_sim
+    if clip_flip:
+        base = base.clamp_min(0)
+    return QualityParts(base**power, mean, std, flip_sim, q_adv)
+
+
+def image_keys(images: torch.Tensor) -> list[int]:
+    """A 63-bit key per image from a hash of its pixels (seeds its noise)."""
+    flat = images.detach().to("cpu", torch.float32).contiguous().view(images.shape[0], -1)
+    return [int.from_bytes(hashlib.blake2b(row.numpy().tobytes(), digest_size=8).digest(), "little") >> 1 for row in flat]
+
+
+def uniform_noise(shape: tuple[int, ...], keys: list[int], seed: int, device: torch.device) -> torch.Tensor:
+    """U(-1, 1) noise of shape (len(keys), *shape), each image's slice from its own generator.
+
+    Drawn on the CPU so that the same seed gives the same noise on every device.
+    """
+    noise = torch.empty((len(keys), *shape))
+    generator = torch.Generator()
+    for i, key in enumerate(keys):
+        generator.manual_seed((seed * 0x9E3779B97F4A7C15 + key) % (1 << 63))
+        noise[i].uniform_(-1.0, 1.0, generator=generator)
+    return noise.to(device)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.cosine_similarity(a, b, dim=1)
+
+
+class FaceQAN:
+    """Scores batches of aligned faces with FaceQAN against one differentiable FR model.
+
+    >>> scorer = FaceQAN(model)            # model: (N, 3, H, W) in [-1, 1] -> (N, D)
+    >>> parts = scorer(images)             # images: (N, 3, H, W) in [-1, 1]
+    >>> parts.quality                      # higher = better for this model
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 0.001,
+        steps: int = 5,
+        copies: int = 10,
+        power: float = 5,
+        variant: Variant = "paper",
+        seed: int = 0,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        if steps < 1 or copies < 1:
+            raise ValueError(f"steps and copies must be at least 1, got {steps} and {copies}")
+        if variant == "paper" and copies < 2:
+            raise ValueError("copies must be at least 2: the score uses the spread of the k similarities")
+        self.model = model.eval().requires_grad_(False)
+        self.eps, self.steps, self.copies, self.power = eps, steps, copies, power
+        self.variant, self.seed = variant, seed
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.model.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss_grad(self, adv: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient of sum(1 - cos(M(adv), target)) w.r.t. adv only, and the similarities."""
+        adv = adv.detach().requires_grad_(True)
+        sims = cosine(self._embed(adv), target)
+        (grad,) = torch.autograd.grad((1 - sims).sum(), adv)
+        return grad, sims.detach()
+
+    def __call__(self, images: torch.Tensor, keys: list[int] | None = None) -> QualityParts:
+        """Score a batch; ``keys`` (one int per image) replace the pixel hash as noise seeds."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        if not torch.isfinite(images).all():
+            raise ValueError("images contain NaN or infinite values")
+        keys = image_keys(images) if keys is None else keys
+        if len(keys) != images.shape[0]:
+            raise ValueError(f"got {len(keys)} keys for {images.shape[0]} images")
+        x = images.to(self.device, torch.float32)
+        n, k = x.shape[0], self.copies
+        with torch.no_grad():
+            both = self._embed(torch.cat([x, x.flip(-1)]))
+        clean, flipped = both[:n], both[n:]
+        flip_sim = cosine(clean, flipped)
+        target = clean.repeat_interleave(k, dim=0)
+        noise = uniform_noise((k, *x.shape[1:]), keys, self.seed, x.device).flatten(0, 1)
+        start = x.repeat_interleave(k, dim=0)
+        if self.variant == "paper":
+            sims = self._attack_paper(start, noise, target)
+        else:
+            sims = self._attack_official(start, noise, target)
+        parts = aggregate(sims.view(n, -1), flip_sim, self.power, clip_flip=self.variant == "paper")
+        return QualityParts(*(getattr(parts, f.name).cpu() for f in fields(parts)))
+
+    def _attack_paper(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        adv = (start + self.eps * noise).clamp(-1, 1)
+        step = self.eps / self.steps
+        for _ in range(self.steps):
+            grad, _ = self._loss_grad(adv, target)
+            adv = (adv + step * grad.sign()).clamp(-1, 1)
+        with torch.no_grad():
+            return cosine(self._embed(adv), target)
+
+    def _attack_official(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # The official code works on [0, 1] images and normalises inside the model; its
+        # clamp to [-1, 1] (in [0, 1] units) never binds on real images.
+        adv01 = ((start + 1) / 2 + self.eps * noise).clamp(-1, 1)
+        recorded = []
+        for _ in range(self.steps):
+            grad, sims = self._loss_grad(adv01 * 2 - 1, target)
+            recorded.append(sims)
+            # d/d(adv01) = 2 * d/d(adv): same sign.
+            adv01 = (adv01 + self.eps * grad.sign()).clamp(-1, 1)
+        n = target.shape[0] // self.copies
+        return torch.stack(recorded, dim=1).view(n, self.copies * self.steps)

@@ -1,0 +1,149 @@
+"""The ``faceqan`` command: thin wrappers around the library.
+
+Exit codes: 0 every input scored; 3 the run finished but some inputs failed (see their
+rows); 2 the run could not start (bad arguments, missing input or model, output clash);
+130 interrupted by Ctrl-C after writing every finished batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .algorithm import VARIANTS
+from .faces.decode import DEFAULT_MAX_PIXELS
+from .faces.prepare import FACE_POLICIES
+
+EXIT_OK, EXIT_START_FAILED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="dlib", help="built-in FR model (see `faceqan models`); default dlib")
+    parser.add_argument("--eps", type=float, default=0.001, help="attack strength eps in [-1, 1] pixel units (default 0.001)")
+    parser.add_argument("--steps", "-l", type=int, default=5, help="BIM iterations l (default 5)")
+    parser.add_argument("--copies", "-k", type=int, default=10, help="noisy copies k (default 10)")
+    parser.add_argument("--power", "-p", type=float, default=5, help="exponent p of the final score (default 5)")
+    parser.add_argument("--variant", choices=VARIANTS, default="paper", help="paper (section III) or official (its code)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same scores (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 4 on CPU, 32 on GPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceqan", description="Face image quality for a given face recognition model (FaceQAN).")
+    parser.add_argument("--version", action="version", version=f"faceqan {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score image files, folders or path lists into a CSV / JSONL / Parquet file")
+    score.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files listing paths")
+    score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    _add_faceqan_options(score)
+    score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
+    score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
+    score.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    score.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
+    score.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = commands.add_parser("demo", help="score a built-in photo and degraded copies of it, and rank them")
+    _add_faceqan_options(demo)
+
+    commands.add_parser("models", help="list the built-in FR models and their input specs")
+    return parser
+
+
+def _scorer(args: argparse.Namespace):
+    from .algorithm import FaceQAN
+    from .models import create_model
+    from .pipeline import faceqan_method
+
+    model = create_model(args.model, args.device)
+    scorer = FaceQAN(model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
+    return model, faceqan_method(scorer)
+
+
+def _default_batch_size(device: str) -> int:
+    # The CPU is compute-bound already at one image (k copies); a GPU wants many.
+    return 4 if device == "cpu" else 32
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .faces.prepare import FacePreparer
+    from .pipeline import collect_inputs
+    from .runner import run_scoring
+
+    paths = collect_inputs(args.inputs)
+    if not paths:
+        print("faceqan: no input images found", file=sys.stderr)
+        return EXIT_START_FAILED
+    model, method = _scorer(args)
+    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels)
+    settings = {
+        "model": args.model, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power,
+        "variant": args.variant, "seed": args.seed, "aligned": args.aligned, "faces": args.faces,
+        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
+    }  # fmt: skip
+    batch_size = args.batch_size or _default_batch_size(args.device)
+    summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
+    done = sum(summary.statuses.values())
+    per_image = summary.seconds / max(1, summary.total_inputs - summary.skipped)
+    print(
+        f"faceqan: {summary.total_inputs} inputs, {summary.skipped} already done, {done} rows written "
+        f"({', '.join(f'{s} {n}' for s, n in sorted(summary.statuses.items())) or 'none'}) "
+        f"in {summary.seconds:.1f} s ({per_image:.2f} s per image) -> {args.output}",
+        file=sys.stderr,
+    )
+    if summary.interrupted:
+        print("faceqan: interrupted; rerun the same command with --resume to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .faces.prepare import FacePreparer
+
+    model, method = _scorer(args)
+    rows = run_demo(method, FacePreparer(model.spec))
+    print(f"FaceQAN quality with model {args.model} (eps={args.eps}, l={args.steps}, k={args.copies}, p={args.power}, {args.variant}):")
+    print(f"{'rank':>4}  {'sample':<22} {'quality':>8} {'mean_sim':>9} {'std_sim':>8} {'flip_sim':>8}")
+    for rank, row in enumerate(rows, 1):
+        if row["status"] == "ok":
+            print(f"{rank:>4}  {row['path']:<22} {row['quality']:8.4f} {row['mean_sim']:9.5f} {row['std_sim']:8.5f} {row['flip_sim']:8.4f}")
+        else:
+            print(f"{rank:>4}  {row['path']:<22} {row['status']}: {row['error']}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for spec in list_models():
+        print(spec.describe())
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_START_FAILED if exc.code else EXIT_OK
+    commands = {"score": cmd_score, "demo": cmd_demo, "models": cmd_models}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the run could not start: say why, in one line
+        from .runner import RunError
+
+        if isinstance(exc, (RunError, FileNotFoundError, ValueError)):
+            print(f"faceqan: {exc}", file=sys.stderr)
+            return EXIT_START_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: pair protocols, verification accuracy, ERC / EDC."""

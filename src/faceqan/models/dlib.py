@@ -1,0 +1,38 @@
+"""The built-in dlib model behind the common FaceModel interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dlib_resnet import WEIGHTS_FILE, load_dlib_resnet
+from .spec import FaceModel, ModelSpec
+
+# Mean chip positions of YuNet's landmarks over 600 LFW faces, mapped into dlib's own
+# 150x150 chip (get_face_chip, padding 0.25) with the reference transforms in
+# shared/fixtures/dlib_reference.npz. Derivation: scripts/fit_dlib_template.py.
+DLIB_TEMPLATE_150 = np.array(
+    [[47.30, 44.94], [102.97, 45.03], [74.44, 76.85], [51.27, 101.30], [98.98, 102.06]]
+)
+
+DLIB_SPEC = ModelSpec(
+    name="dlib",
+    input_size=150,
+    template=DLIB_TEMPLATE_150,
+    embedding_size=128,
+    colour_order="RGB",
+    normalisation="(x - (122.782, 117.001, 104.298)) / 256 on 0..255",
+    weights=f"{WEIGHTS_FILE} from PyPI package face_recognition_models (CC0)",
+    template_note="YuNet 5 points to dlib's 150 px chip (mean fitted template)",
+)
+
+
+class DlibModel(FaceModel):
+    def to_network_input(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1) * 127.5
+
+
+def create_dlib(weights: str | Path | None = None) -> DlibModel:
+    return DlibModel(load_dlib_resnet(weights), DLIB_SPEC)

@@ -1,0 +1,114 @@
+"""From input paths to result rows: collect files, prepare faces, batch, score, stream.
+
+Preparation (decode, detect, align) of the next batch runs in a background thread while
+the current batch is scored, so the CPU-bound attack is not kept waiting on I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .faces.prepare import FacePreparer, PreparedFace
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"})
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+
+# A scoring method: a batch of aligned faces (N, 3, S, S) in [-1, 1] -> columns of N values.
+Method = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """Expand files, folders (recursive, image suffixes) and text files listing paths.
+
+    Files named directly are kept whatever their suffix (a bad one gets its error row);
+    a list file's relative paths are taken relative to the list's folder. Order is kept,
+    duplicates dropped.
+    """
+    found: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            lines = [line.strip() for line in path.read_text().splitlines()]
+            found += [str(p if (p := Path(line)).is_absolute() else path.parent / p) for line in lines if line and not line.startswith("#")]
+        elif path.exists():
+            found.append(str(path))
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+    return list(dict.fromkeys(found))
+
+
+def chips_to_tensor(chips: list[np.ndarray]) -> torch.Tensor:
+    """Stack RGB uint8 chips (S, S, 3) into (N, 3, S, S) float in [-1, 1]."""
+    array = np.stack(chips).astype(np.float32)
+    return torch.from_numpy(array).permute(0, 3, 1, 2).div(127.5).sub(1.0).contiguous()
+
+
+def prepared_batches(paths: Iterable[str], preparer: FacePreparer, batch_size: int) -> Iterator[list[PreparedFace]]:
+    """Groups of whole images whose faces number about ``batch_size`` chips, prepared
+    one group ahead in a background thread."""
+
+    def groups() -> Iterator[list[str]]:
+        group: list[str] = []
+        for path in paths:
+            group.append(path)
+            if len(group) >= batch_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def prepare(group: list[str]) -> list[PreparedFace]:
+        return [face for path in group for face in preparer(path)]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for group in groups():
+            future = pool.submit(prepare, group)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu") -> list[dict]:
+    """Result rows for one batch: the method's columns for ok faces, the error for others."""
+    ok = [face for face in faces if face.chip is not None]
+    columns: dict[str, list[float]] = {}
+    if ok:
+        try:
+            result = method(chips_to_tensor([face.chip for face in ok]).to(device))
+            columns = {name: values.tolist() for name, values in result.items()}
+        except ValueError as exc:
+            for face in ok:
+                face.status, face.error, face.chip = "score_error", str(exc), None
+    rows, ok_index = [], 0
+    for face in faces:
+        row = {"path": face.path, "face": face.face, "box": _box_text(face.box), "det_score": face.det_score}
+        if face.chip is not None:
+            row.update({name: values[ok_index] for name, values in columns.items()})
+            ok_index += 1
+        row.update(status=face.status, error=face.error)
+        rows.append(row)
+    return rows
+
+
+def _box_text(box: tuple[float, float, float, float] | None) -> str:
+    return "" if box is None else " ".join(f"{v:.1f}" for v in box)
+
+
+def faceqan_method(scorer: Callable[[torch.Tensor], object]) -> Method:
+    """Adapt a FaceQAN scorer (returns QualityParts) to the Method interface."""
+
+    def method(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = scorer(images)
+        return {name: getattr(parts, name) for name in ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv")}
+
+    return method

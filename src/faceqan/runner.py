@@ -1,0 +1,87 @@
+"""A resumable scoring run: paths in, one flushed row per input (or per face) out."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .faces.prepare import FacePreparer
+from .pipeline import Method, prepared_batches, score_batch
+from .sinks import RowWriter, read_rows
+
+
+class RunError(Exception):
+    """The run cannot start (its output clashes with an earlier run, for instance)."""
+
+
+@dataclass
+class RunSummary:
+    total_inputs: int
+    skipped: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status != "ok")
+
+
+def _settings_file(output: Path) -> Path:
+    return output.with_name(output.name + ".settings.json")
+
+
+def check_resume(output: Path, settings: dict, resume: bool) -> set[str]:
+    """Paths already done in ``output``; refuses to mix runs with different settings."""
+    sidecar = _settings_file(output)
+    existing = read_rows(output)
+    if not existing and not output.exists():
+        sidecar.write_text(json.dumps(settings, indent=1, sort_keys=True))
+        return set()
+    if not resume:
+        raise RunError(f"{output} exists: pass --resume to continue it, or choose another output")
+    if sidecar.exists():
+        previous = json.loads(sidecar.read_text())
+        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        if changed:
+            raise RunError(f"cannot resume {output}: settings differ from its run ({', '.join(changed)})")
+    else:
+        sidecar.write_text(json.dumps(settings, indent=1, sort_keys=True))
+    return {row["path"] for row in existing}
+
+
+def run_scoring(
+    paths: list[str],
+    output: str | Path,
+    method: Method,
+    preparer: FacePreparer,
+    settings: dict,
+    batch_size: int = 8,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Score ``paths`` into ``output``; Ctrl-C stops after the rows already written."""
+    import time
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = check_resume(output, settings, resume)
+    todo = [p for p in paths if p not in done]
+    summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
+    start = time.perf_counter()
+    with RowWriter(output) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
+        try:
+            for faces in prepared_batches(todo, preparer, batch_size):
+                rows = score_batch(faces, method, device)
+                writer.write(rows)
+                summary.statuses.update(row["status"] for row in rows)
+                bar.update(len({row["path"] for row in rows}))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+    summary.seconds = time.perf_counter() - start
+    return summary

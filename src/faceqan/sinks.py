@@ -1,0 +1,123 @@
+"""Result files that survive interruption: rows appended and flushed batch by batch, and
+read back to resume. CSV and JSONL are written in place; Parquet, which cannot be
+appended to, is journalled as JSONL beside the target and converted when the run ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import IO
+
+COLUMNS = ["path", "face", "box", "det_score", "quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "status", "error"]
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def output_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def _journal(path: Path) -> Path:
+    return path.with_name(path.name + ".partial.jsonl")
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that an interrupted write left without its newline."""
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows already in an output (and its Parquet journal, if any), as dicts of strings or values."""
+    path = Path(path)
+    fmt = output_format(path)
+    rows: list[dict] = []
+    if fmt == "parquet":
+        if path.exists():
+            import pyarrow.parquet as pq
+
+            rows += pq.read_table(path).to_pylist()
+        path = _journal(path)
+        fmt = "jsonl"
+    if not path.exists():
+        return rows
+    _drop_torn_tail(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        if fmt == "csv":
+            rows += list(csv.DictReader(handle))
+        else:
+            rows += [json.loads(line) for line in handle if line.strip()]
+    return rows
+
+
+class RowWriter:
+    """Appends rows and makes them durable (flush + fsync) at each ``write`` call."""
+
+    def __init__(self, path: str | Path, columns: list[str] = COLUMNS) -> None:
+        self.path = Path(path)
+        self.format = output_format(self.path)
+        self.columns = columns
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = _journal(self.path) if self.format == "parquet" else self.path
+        fresh = not target.exists() or target.stat().st_size == 0
+        self._handle: IO[str] = open(target, "a", newline="", encoding="utf-8")
+        self._csv = None
+        if self.format == "csv":
+            self._csv = csv.DictWriter(self._handle, fieldnames=columns, extrasaction="ignore")
+            if fresh:
+                self._csv.writeheader()
+
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            clean = {c: _plain(row.get(c)) for c in self.columns}
+            if self._csv is not None:
+                self._csv.writerow(clean)
+            else:
+                self._handle.write(json.dumps(clean) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        """Close; for Parquet, merge any earlier file and the journal into the target."""
+        self._handle.close()
+        if self.format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = read_rows(self.path)
+            table = pa.Table.from_pylist([{c: _plain(r.get(c)) for c in self.columns} for r in rows], schema=_schema(self.columns))
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            pq.write_table(table, temporary)
+            os.replace(temporary, self.path)
+            _journal(self.path).unlink(missing_ok=True)
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _plain(value: object) -> object:
+    """Empty string for missing values in text formats; floats and ints as they are."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, str) and value == "":
+        return ""
+    return value
+
+
+def _schema(columns: list[str]):
+    import pyarrow as pa
+
+    text = {"path", "box", "status", "error"}
+    return pa.schema([(c, pa.string() if c in text else pa.int64() if c == "face" else pa.float64()) for c in columns])
