@@ -1,0 +1,125 @@
+"""FaceQAN's attack on tiny models whose gradients are known or easy to transcribe."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+
+
+class ProjectionModel(nn.Module):
+    """M(x) = (sum(w * x), 1): the loss gradient's sign is sign(u - u0) * sign(w)."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = (x * self.w).flatten(1).sum(1)
+        return torch.stack([u, torch.ones_like(u)], dim=1)
+
+
+def _cos(a, b):
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_bim_step_size_direction_and_clipping():
+    torch.manual_seed(0)
+    shape = (3, 4, 4)
+    w = torch.randn(shape)
+    images = torch.rand((2, *shape)) * 2 - 1
+    images[0, 0, 0, :] = 1.0  # pixels at the top of the range: clipping must bind there
+    images[1, 1, 1, :] = -1.0
+    eps, steps, copies = 0.05, 4, 3
+    scorer = FaceQAN(ProjectionModel(w), eps=eps, steps=steps, copies=copies, power=1)
+    parts = scorer(images)
+
+    x = images.double().numpy()
+    wn = w.double().numpy()
+    noise = uniform_noise((copies, *shape), image_keys(images), 0, torch.device("cpu")).double().numpy()
+    adv = np.clip(x[:, None] + eps * noise, -1, 1)
+    u0 = (x * wn).reshape(2, -1).sum(1)
+    for _ in range(steps):
+        u = (adv * wn).reshape(2, copies, -1).sum(-1)
+        direction = np.sign(u - u0[:, None])[..., None, None, None] * np.sign(wn)
+        stepped = np.clip(adv + eps / steps * direction, -1, 1)
+        moved = np.abs(stepped - adv)
+        assert np.all((np.isclose(moved, eps / steps)) | (np.abs(stepped) == 1.0))
+        adv = stepped
+    assert np.all(np.abs(adv - x[:, None]) <= 2 * eps + 1e-12)
+    assert np.any(adv == 1.0) and np.any(adv == -1.0)
+    u = (adv * wn).reshape(2, copies, -1).sum(-1)
+    sims = _cos(np.stack([u, np.ones_like(u)], -1), np.stack([u0, np.ones_like(u0)], -1)[:, None])
+    np.testing.assert_allclose(parts.mean_sim.numpy(), sims.mean(1), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(parts.std_sim.numpy(), sims.std(1), rtol=0, atol=1e-5)
+    # The attack lowers the similarity compared with the noise alone.
+    assert np.all(parts.mean_sim.numpy() < 1.0)
+
+
+def test_same_score_whatever_the_batch(tiny_net, tiny_images):
+    scorer = FaceQAN(tiny_net, eps=0.01, steps=3, copies=4, seed=7)
+    together = scorer(tiny_images).quality
+    alone = torch.cat([scorer(tiny_images[i : i + 1]).quality for i in range(len(tiny_images))])
+    shuffled_order = torch.tensor([3, 0, 4, 1, 2])
+    shuffled = scorer(tiny_images[shuffled_order]).quality
+    torch.testing.assert_close(alone, together, rtol=0, atol=1e-6)
+    torch.testing.assert_close(shuffled, together[shuffled_order], rtol=0, atol=1e-6)
+    other_seed = FaceQAN(tiny_net, eps=0.01, steps=3, copies=4, seed=8)(tiny_images).quality
+    assert not torch.allclose(other_seed, together)
+
+
+def official_transcription(model, image, eps, iters, k, noise, p=5):
+    """The official src/ loop (bim_attack.py, symmetry.py, util.F), one image at a time,
+    in [0, 1] image units with normalisation inside the model; noise given instead of drawn."""
+    normalised = nn.Sequential(_Normalise(), model)
+    noisy_batch = torch.clamp(image.unsqueeze(0) + noise * eps, -1.0, 1.0)
+    base_emb = normalised(image.unsqueeze(0))
+    cos_loss = nn.CosineEmbeddingLoss()
+    cos_sim = nn.CosineSimilarity(dim=1)
+    similarities = []
+    for _ in range(iters):
+        noisy_batch.requires_grad = True
+        noisy_embs = normalised(noisy_batch)
+        loss = cos_loss(base_emb, noisy_embs, torch.tensor([1.0]))
+        normalised.zero_grad()
+        loss.backward()
+        grad = noisy_batch.grad.data
+        noisy_batch = torch.clamp(noisy_batch + eps * grad.sign(), -1.0, 1.0).detach()
+        base_emb = base_emb.detach()
+        similarities.append(cos_sim(base_emb, noisy_embs.detach()).numpy())
+    embeds = normalised(torch.stack([image, image.flip(-1)])).detach()
+    sf = cos_sim(embeds[0:1], embeds[1:2]).item()
+    return (((1.0 + np.mean(similarities)) / 2.0) * np.clip(1.0 - np.std(similarities), 0.0, 1.0) * sf) ** p
+
+
+class _Normalise(nn.Module):
+    def forward(self, x):
+        return (x - 0.5) / 0.5
+
+
+def test_official_variant_equals_the_official_loop(tiny_net, tiny_images):
+    eps, iters, k = 0.01, 4, 6
+    for param in tiny_net.parameters():
+        param.requires_grad_(True)  # the official loop computes parameter gradients too
+    noise = uniform_noise((k, 3, 16, 16), image_keys(tiny_images), 3, torch.device("cpu"))
+    expected = [official_transcription(tiny_net, (img + 1) / 2, eps, iters, k, noise[i]) for i, img in enumerate(tiny_images)]
+    ours = FaceQAN(tiny_net, eps=eps, steps=iters, copies=k, variant="official", seed=3)(tiny_images).quality
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_gradients_reach_the_input_only(tiny_net, tiny_images):
+    FaceQAN(tiny_net, eps=0.01, steps=2, copies=2)(tiny_images)
+    assert all(p.grad is None for p in tiny_net.parameters())
+
+
+@pytest.mark.parametrize("bad", [dict(eps=0), dict(steps=0), dict(copies=1), dict(variant="other")])
+def test_invalid_settings_are_refused(tiny_net, bad):
+    with pytest.raises(ValueError):
+        FaceQAN(tiny_net, **bad)
+
+
+def test_non_finite_images_are_refused(tiny_net, tiny_images):
+    tiny_images[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        FaceQAN(tiny_net)(tiny_images)

@@ -1,0 +1,67 @@
+"""Detection and alignment on real faces."""
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from faceqan.faces.align import ARCFACE_112, align_face, similarity_matrix
+from faceqan.faces.decode import decode_image
+from faceqan.faces.detect import YuNetDetector
+from faceqan.faces.prepare import FacePreparer
+from faceqan.models.dlib import DLIB_SPEC
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return YuNetDetector()
+
+
+def test_astronaut_face_is_found_with_plausible_landmarks(detector):
+    faces = detector.detect(data.astronaut())
+    assert len(faces) == 1
+    face = faces[0]
+    x, y, w, h = face.box
+    assert 150 < x + w / 2 < 250 and 60 < y + h / 2 < 200 and face.score > 0.9
+    right_eye, left_eye, nose, mouth_right, mouth_left = face.landmarks
+    assert right_eye[0] < left_eye[0] and mouth_right[0] < mouth_left[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
+
+
+def test_alignment_puts_landmarks_on_the_template(detector):
+    rgb = data.astronaut()
+    face = detector.detect(rgb)[0]
+    matrix = similarity_matrix(face.landmarks, ARCFACE_112)
+    mapped = np.c_[face.landmarks, np.ones(5)] @ matrix.T
+    assert np.abs(mapped - ARCFACE_112).max() < 6  # a similarity cannot fit 5 points exactly
+    chip = align_face(rgb, face.landmarks, ARCFACE_112, 112)
+    again = detector.detect(chip)
+    assert again and np.abs(again[0].landmarks - ARCFACE_112).max() < 8
+
+
+def test_large_photo_detected_on_a_downscaled_copy(detector):
+    rgb = data.astronaut()
+    big = np.kron(rgb, np.ones((6, 6, 1), np.uint8))  # 3072 x 3072
+    small_face, big_face = detector.detect(rgb)[0], detector.detect(big)[0]
+    # Detected at 640 px instead of 512: landmarks agree to a few pixels (eye distance ~47 px).
+    np.testing.assert_allclose(big_face.landmarks / 6, small_face.landmarks, atol=7)
+
+
+def test_no_face_is_a_per_image_status():
+    preparer = FacePreparer(DLIB_SPEC)
+    [face] = preparer.from_array("flat.png", np.full((200, 200, 3), 90, np.uint8))
+    assert face.status == "no_face" and face.chip is None and "no face" in face.error
+
+
+def test_our_dlib_chips_come_close_to_dlibs_own(dlib_model, dlib_reference, lfw_root):
+    """Descriptors of our YuNet-aligned chips against dlib's own (HOG + 5-point predictor)."""
+    preparer = FacePreparer(DLIB_SPEC)
+    paths = dlib_reference["path"][:150]
+    chips = [preparer.from_array(p, decode_image(lfw_root / p))[0].chip for p in paths]
+    x = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        ours = dlib_model(x).numpy()
+    theirs = dlib_reference["descriptor"][:150]
+    distance = np.linalg.norm(ours - theirs, axis=1)
+    # dlib's same-person rule is distance < 0.6; our chips stay well inside it.
+    assert np.median(distance) < 0.25 and np.percentile(distance, 95) < 0.4
