@@ -58,7 +58,7 @@ class YuNetDetector:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._detector = cv2.FaceDetectorYN.create(str(self.path), "", (320, 320), score_threshold, nms_threshold, 5000)
-            self._detector.detect(np.zeros((32, 32, 3), np.uint8))
+            self._detector.detect(np.zeros((320, 320, 3), np.uint8))  # the warning comes at first use
         finally:
             cv2.utils.logging.setLogLevel(previous)
 

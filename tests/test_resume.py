@@ -1,0 +1,103 @@
+"""A killed or interrupted run, resumed, ends with exactly the rows of an uninterrupted run."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from faceqan.cli import EXIT_INTERRUPTED, EXIT_OK, main
+
+from helpers import write_face_folder
+
+ARGS = ["--copies", "2", "--steps", "1", "--batch-size", "1", "--quiet"]
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _start(folder, out):
+    command = [sys.executable, "-m", "faceqan.cli", "score", str(folder), "-o", str(out), *ARGS]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_rows(out, process, minimum=2, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if out.exists() and out.read_text().count("\n") >= minimum + 1:
+            return
+        if process.poll() is not None:
+            pytest.fail(f"run ended before it could be interrupted: {process.stderr.read().decode()}")
+        time.sleep(0.02)
+    pytest.fail("no rows were written in time")
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    write_face_folder(folder, 16)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference") / "all.csv"
+    assert main(["score", str(faces), "-o", str(out), *ARGS]) == EXIT_OK
+    return {row["path"]: row for row in _rows(out)}
+
+
+def _check_matches(out, reference):
+    rows = _rows(out)
+    assert sorted(row["path"] for row in rows) == sorted(reference)  # exactly one row per input
+    for row in rows:
+        assert row["status"] == "ok"
+        assert float(row["quality"]) == pytest.approx(float(reference[row["path"]]["quality"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_to_the_same_result(faces, reference, tmp_path, how):
+    out = tmp_path / "scores.csv"
+    process = _start(faces, out)
+    _wait_for_rows(out, process)
+    process.send_signal(how)
+    code = process.wait(timeout=60)
+    if how == signal.SIGINT:
+        assert code == EXIT_INTERRUPTED, process.stderr.read().decode()
+    written = _rows(out)
+    assert 2 <= len(written) < len(reference)
+    assert main(["score", str(faces), "-o", str(out), "--resume", *ARGS]) == EXIT_OK
+    _check_matches(out, reference)
+
+
+def test_torn_last_line_is_dropped_on_resume(faces, reference, tmp_path):
+    out = tmp_path / "scores.csv"
+    subset = sorted(faces.iterdir())[:3]
+    assert main(["score", *map(str, subset), "-o", str(out), *ARGS]) == EXIT_OK
+    text = out.read_text()
+    out.write_text(text[: len(text) - 25])  # as if killed in the middle of writing a row
+    assert main(["score", str(faces), "-o", str(out), "--resume", *ARGS]) == EXIT_OK
+    _check_matches(out, reference)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_other_formats_resume(faces, reference, tmp_path, suffix):
+    import json
+
+    out = tmp_path / f"scores{suffix}"
+    subset = sorted(faces.iterdir())[:4]
+    assert main(["score", *map(str, subset), "-o", str(out), *ARGS]) == EXIT_OK
+    assert main(["score", str(faces), "-o", str(out), "--resume", *ARGS]) == EXIT_OK
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+        assert not (tmp_path / "scores.parquet.partial.jsonl").exists()
+    else:
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["path"] for r in rows) == sorted(reference)
+    for row in rows:
+        assert row["quality"] == pytest.approx(float(reference[row["path"]]["quality"]), abs=1e-6)
