@@ -75,3 +75,26 @@ def test_demo_ranks_the_samples(capsys, variant):
     assert main(["demo", "--variant", variant, "--copies", "2", "--steps", "1"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert any("original" in line for line in lines) and any("blur sigma 5" in line for line in lines)
+
+
+def test_score_with_sface_from_a_raw_photo(tmp_path):
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), "--model", "sface", *FAST]) == EXIT_OK
+    [row] = _rows(out)
+    assert row["status"] == "ok" and 0 < float(row["quality"]) <= 1
+
+
+def test_score_with_a_users_state_dict(tmp_path):
+    import torch
+
+    from faceqan.models.iresnet import iresnet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pth"
+    torch.save(iresnet("r18", 32).state_dict(), weights)
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", *FAST]) == EXIT_OK
+    assert _rows(out)[0]["status"] == "ok"
+    assert main(["score", str(faces[0]), "-o", str(tmp_path / "o2.csv"), "--model", str(weights), "--arch", "r34", *FAST]) == EXIT_START_FAILED

@@ -19,7 +19,12 @@ EXIT_OK, EXIT_START_FAILED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="dlib", help="built-in FR model (see `faceqan models`); default dlib")
+    parser.add_argument("--model", default="dlib", help="built-in FR model (see `faceqan models`) or a model file; default dlib")
+    parser.add_argument("--arch", default=None, help="model file type: onnx, torchscript, or r18/r34/r50/r100/r200 for an insightface IResNet state dict")
+    parser.add_argument("--input-size", type=int, default=None, help="model file input size (default: from the ONNX graph, else 112)")
+    parser.add_argument("--input-mean", type=float, default=None, help="model file normalisation (pixel - mean) / std; default 127.5")
+    parser.add_argument("--input-std", type=float, default=None, help="default 127.5 (0 and 1 for ONNX graphs that normalise themselves)")
+    parser.add_argument("--bgr", action="store_true", help="model file expects BGR channel order")
     parser.add_argument("--eps", type=float, default=0.001, help="attack strength eps in [-1, 1] pixel units (default 0.001)")
     parser.add_argument("--steps", "-l", type=int, default=5, help="BIM iterations l (default 5)")
     parser.add_argument("--copies", "-k", type=int, default=10, help="noisy copies k (default 10)")
@@ -59,7 +64,12 @@ def _scorer(args: argparse.Namespace):
     from .models import create_model
     from .pipeline import faceqan_method
 
-    model = create_model(args.model, args.device)
+    file_options = {
+        name: value
+        for name, value in [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
+        if value is not None
+    }
+    model = create_model(args.model, args.device, **file_options)
     scorer = FaceQAN(model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
     return model, faceqan_method(scorer)
 
@@ -81,7 +91,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     model, method = _scorer(args)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels)
     settings = {
-        "model": args.model, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power,
+        "model": args.model, "arch": args.arch, "input_size": args.input_size, "input_mean": args.input_mean,
+        "input_std": args.input_std, "bgr": args.bgr, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power,
         "variant": args.variant, "seed": args.seed, "aligned": args.aligned, "faces": args.faces,
         "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
     }  # fmt: skip
@@ -122,6 +133,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for spec in list_models():
         print(spec.describe())
+    print(
+        "\nYour own model: --model PATH with an ONNX file (e.g. insightface w600k_r50.onnx), a TorchScript file,\n"
+        "or an insightface arcface_torch IResNet state dict with --arch r18|r34|r50|r100|r200. Faces are aligned\n"
+        "to the ArcFace 112x112 template; set --input-mean / --input-std / --bgr if the model differs from\n"
+        "insightface's (pixel - 127.5) / 127.5 RGB."
+    )
     return EXIT_OK
 
 
@@ -139,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the run could not start: say why, in one line
         from .runner import RunError
 
-        if isinstance(exc, (RunError, FileNotFoundError, ValueError)):
+        if isinstance(exc, (RunError, OSError, ValueError)):
             print(f"faceqan: {exc}", file=sys.stderr)
             return EXIT_START_FAILED
         raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .dlib_resnet import WEIGHTS_FILE, load_dlib_resnet
 from .spec import FaceModel, ModelSpec
@@ -22,17 +21,12 @@ DLIB_SPEC = ModelSpec(
     input_size=150,
     template=DLIB_TEMPLATE_150,
     embedding_size=128,
-    colour_order="RGB",
-    normalisation="(x - (122.782, 117.001, 104.298)) / 256 on 0..255",
     weights=f"{WEIGHTS_FILE} from PyPI package face_recognition_models (CC0)",
-    template_note="YuNet 5 points to dlib's 150 px chip (mean fitted template)",
+    input_mean=0.0,
+    input_std=1.0,
+    notes="then dlib's own (x - (122.782, 117.001, 104.298)) / 256; aligned to dlib's 150 px chip (fitted template)",
 )
 
 
-class DlibModel(FaceModel):
-    def to_network_input(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + 1) * 127.5
-
-
-def create_dlib(weights: str | Path | None = None) -> DlibModel:
-    return DlibModel(load_dlib_resnet(weights), DLIB_SPEC)
+def create_dlib(weights: str | Path | None = None) -> FaceModel:
+    return FaceModel(load_dlib_resnet(weights), DLIB_SPEC)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..faces.align import ARCFACE_112
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -15,37 +17,47 @@ class ModelSpec:
 
     ``template`` holds the chip positions of YuNet's five landmarks (right eye, left eye,
     nose tip, right and left mouth corner of the person) that alignment maps faces onto.
+    The network receives (pixel - input_mean) / input_std, pixels 0..255, in RGB order
+    unless ``bgr``.
     """
 
     name: str
     input_size: int
     template: np.ndarray
-    embedding_size: int
-    colour_order: str
-    normalisation: str
+    embedding_size: int | None
     weights: str
-    template_note: str = ""
+    input_mean: float = 127.5
+    input_std: float = 127.5
+    bgr: bool = False
+    notes: str = ""
 
     def describe(self) -> str:
-        return (
-            f"{self.name}: {self.input_size}x{self.input_size} {self.colour_order}, {self.normalisation}, "
-            f"{self.embedding_size}-d embedding; alignment: {self.template_note}; weights: {self.weights}"
+        size = f"{self.embedding_size}-d" if self.embedding_size else "?-d"
+        order = "BGR" if self.bgr else "RGB"
+        text = (
+            f"{self.name}: {self.input_size}x{self.input_size} {order}, network input (pixel - {self.input_mean:g}) / "
+            f"{self.input_std:g}, {size} embedding; weights: {self.weights}"
         )
+        return text + (f"; {self.notes}" if self.notes else "")
+
+
+def arcface_spec(name: str, weights: str, input_size: int = 112, **kwargs) -> ModelSpec:
+    """The insightface convention: ArcFace template (scaled to the input size), RGB, (x - 127.5) / 127.5."""
+    template = ARCFACE_112 * (input_size / 112.0)
+    return ModelSpec(name, input_size, template, kwargs.pop("embedding_size", None), weights, **kwargs)
 
 
 class FaceModel(nn.Module):
-    """An FR network behind the common interface: RGB (N, 3, S, S) in [-1, 1] -> (N, D).
-
-    ``to_network_input`` converts from [-1, 1] to what the wrapped network expects.
-    """
+    """An FR network behind the common interface: RGB (N, 3, S, S) in [-1, 1] -> (N, D)."""
 
     def __init__(self, network: nn.Module, spec: ModelSpec) -> None:
         super().__init__()
         self.network = network
         self.spec = spec
-
-    def to_network_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        self.scale = (127.5 / spec.input_std, (127.5 - spec.input_mean) / spec.input_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(self.to_network_input(x))
+        # pixel = (x + 1) * 127.5, so (pixel - mean) / std = x * a + b.
+        a, b = self.scale
+        x = x * a + b if (a, b) != (1.0, 0.0) else x
+        return self.network(x.flip(1) if self.spec.bgr else x)

