@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+from faceqan.official_loop import official_quality
 
 
 class ProjectionModel(nn.Module):
@@ -69,41 +70,12 @@ def test_same_score_whatever_the_batch(tiny_net, tiny_images):
     assert not torch.allclose(other_seed, together)
 
 
-def official_transcription(model, image, eps, iters, k, noise, p=5):
-    """The official src/ loop (bim_attack.py, symmetry.py, util.F), one image at a time,
-    in [0, 1] image units with normalisation inside the model; noise given instead of drawn."""
-    normalised = nn.Sequential(_Normalise(), model)
-    noisy_batch = torch.clamp(image.unsqueeze(0) + noise * eps, -1.0, 1.0)
-    base_emb = normalised(image.unsqueeze(0))
-    cos_loss = nn.CosineEmbeddingLoss()
-    cos_sim = nn.CosineSimilarity(dim=1)
-    similarities = []
-    for _ in range(iters):
-        noisy_batch.requires_grad = True
-        noisy_embs = normalised(noisy_batch)
-        loss = cos_loss(base_emb, noisy_embs, torch.tensor([1.0]))
-        normalised.zero_grad()
-        loss.backward()
-        grad = noisy_batch.grad.data
-        noisy_batch = torch.clamp(noisy_batch + eps * grad.sign(), -1.0, 1.0).detach()
-        base_emb = base_emb.detach()
-        similarities.append(cos_sim(base_emb, noisy_embs.detach()).numpy())
-    embeds = normalised(torch.stack([image, image.flip(-1)])).detach()
-    sf = cos_sim(embeds[0:1], embeds[1:2]).item()
-    return (((1.0 + np.mean(similarities)) / 2.0) * np.clip(1.0 - np.std(similarities), 0.0, 1.0) * sf) ** p
-
-
-class _Normalise(nn.Module):
-    def forward(self, x):
-        return (x - 0.5) / 0.5
-
-
 def test_official_variant_equals_the_official_loop(tiny_net, tiny_images):
     eps, iters, k = 0.01, 4, 6
     for param in tiny_net.parameters():
         param.requires_grad_(True)  # the official loop computes parameter gradients too
     noise = uniform_noise((k, 3, 16, 16), image_keys(tiny_images), 3, torch.device("cpu"))
-    expected = [official_transcription(tiny_net, (img + 1) / 2, eps, iters, k, noise[i]) for i, img in enumerate(tiny_images)]
+    expected = [official_quality(tiny_net, (img + 1) / 2, noise[i], eps, iters) for i, img in enumerate(tiny_images)]
     ours = FaceQAN(tiny_net, eps=eps, steps=iters, copies=k, variant="official", seed=3)(tiny_images).quality
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-4, atol=1e-6)
 

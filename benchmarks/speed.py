@@ -1,0 +1,167 @@
+"""FaceQAN speed: our engine against a transcription of the official loop, in one process.
+
+    python benchmarks/speed.py [--model dlib|sface|r100] [--images 8] [--device cpu] [--copies 10] [--steps 5]
+
+Same model, same aligned images, same settings, same noise. Prints, per method, images per
+second, seconds per image, peak memory above the start, and the cost in forward-pass
+equivalents (its time / one forward of the same images); checks that the engine's official
+variant gives the official loop's scores (largest difference), and ends with
+``speedup_vs_official_loop: X.XX`` (engine, official variant, over the transcribed loop).
+``--model r100`` is an insightface IResNet-100 with random weights (for GPU timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+from faceqan.official_loop import official_quality
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lfw_accuracy import DEFAULT_LFW  # noqa: E402
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory while the block runs, above its start: CUDA allocations, or process RSS
+    sampled every 5 ms on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak = device, 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+        else:
+            self.start, self.running = rss_bytes(), True
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_bytes() - self.start)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.start
+        else:
+            self.running = False
+            self.thread.join()
+
+
+def load_model(name: str, device: torch.device):
+    if name == "r100":
+        from faceqan.models.iresnet import iresnet
+        from faceqan.models.spec import FaceModel, arcface_spec
+
+        torch.manual_seed(0)
+        return FaceModel(iresnet("r100"), arcface_spec("iresnet100-random", "random init")).to(device).eval()
+    from faceqan.models import create_model
+
+    return create_model(name, str(device))
+
+
+def aligned_images(model, count: int) -> torch.Tensor:
+    """LFW faces aligned for the model (or the built-in sample when LFW is absent)."""
+    from faceqan.faces.prepare import FacePreparer
+    from faceqan.pipeline import chips_to_tensor
+
+    preparer = FacePreparer(model.spec)
+    lfw = Path(DEFAULT_LFW) / "images_deepfunneled"
+    if lfw.is_dir():
+        paths = sorted(str(p) for p in lfw.rglob("*.jpg"))[:: 37][: count * 2]
+        chips = [f.chip for path in paths for f in preparer(path) if f.chip is not None][:count]
+        source = "LFW"
+    else:
+        from faceqan.demo import degraded_samples
+
+        samples = list(degraded_samples().values())
+        chips = [f.chip for i in range(count) for f in preparer.from_array(str(i), samples[i % len(samples)]) if f.chip is not None]
+        source = "built-in sample"
+    print(f"images: {len(chips)} from {source}, {model.spec.input_size}x{model.spec.input_size}")
+    return chips_to_tensor(chips)
+
+
+def timed(label: str, run, images: int, device: torch.device, forward_seconds: float | None = None):
+    run()  # warm-up (allocator, kernels)
+    with PeakMemory(device) as memory:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    per_image = seconds / images
+    line = f"{label:<28} {images / seconds:8.2f} img/s  {per_image:8.4f} s/img  peak {memory.peak / 2**20:8.1f} MiB"
+    if forward_seconds:
+        line += f"  {seconds / forward_seconds:7.1f} forward-equivalents"
+    print(line, flush=True)
+    return seconds, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dlib")
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--eps", type=float, default=0.001)
+    parser.add_argument("--batch-size", type=int, default=None, help="images per engine batch (default: all on GPU, 1 on CPU)")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    model = load_model(args.model, device)
+    x = aligned_images(model, args.images).to(device)
+    n = len(x)
+    batch = args.batch_size or (n if device.type == "cuda" else 1)
+    print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), k={args.copies}, l={args.steps}, eps={args.eps}, engine batch {batch}")
+
+    def forward_only():
+        with torch.no_grad():
+            return torch.cat([model(x[i : i + batch]) for i in range(0, n, batch)])
+
+    forward_seconds, _ = timed("one forward (no grad)", forward_only, n, device)
+
+    noise = uniform_noise((args.copies, *x.shape[1:]), image_keys(x), 0, device)
+
+    def official_loop():
+        for p in model.parameters():
+            p.requires_grad_(True)  # the official code builds parameter gradients too
+        scores = [official_quality(model, (x[i] + 1) / 2, noise[i], args.eps, args.steps) for i in range(n)]
+        for p in model.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        return np.array(scores)
+
+    def engine(variant: str):
+        scorer = FaceQAN(model, args.eps, args.steps, args.copies, 5, variant, seed=0)
+        return lambda: torch.cat([scorer(x[i : i + batch]).quality for i in range(0, n, batch)]).numpy()
+
+    loop_seconds, loop_scores = timed("official loop (transcribed)", official_loop, n, device, forward_seconds)
+    official_seconds, official_scores = timed("engine, variant official", engine("official"), n, device, forward_seconds)
+    timed("engine, variant paper", engine("paper"), n, device, forward_seconds)
+    print(f"largest |official loop - engine official| score difference: {np.abs(loop_scores - official_scores).max():.2e}")
+    print(f"speedup_vs_official_loop: {loop_seconds / official_seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()

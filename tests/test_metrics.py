@@ -1,0 +1,108 @@
+"""ERC / EDC metrics on small hand-made cases, and the random and oracle sanity checks."""
+
+import numpy as np
+import pytest
+
+from faceqan.evaluation.metrics import (
+    Curve,
+    area,
+    best_area,
+    bootstrap,
+    edc,
+    edc_threshold,
+    erc,
+    fnmr,
+    pair_quality,
+    pauc,
+    threshold_at_fmr,
+)
+
+
+def test_threshold_at_fmr_allows_the_stated_share_of_false_matches():
+    scores = np.linspace(0.1, 1.0, 10)
+    t = threshold_at_fmr(scores, 0.1)
+    assert np.sum(scores >= t) == 1
+    assert np.sum(scores >= threshold_at_fmr(scores, 0.0)) == 0
+    assert np.sum(scores >= threshold_at_fmr(scores, 0.35)) == 3
+
+
+def test_fnmr_and_pair_quality():
+    assert fnmr(np.array([0.2, 0.5, 0.9, 0.95]), 0.6) == 0.5
+    np.testing.assert_array_equal(pair_quality([1, 5], [3, 2]), [1, 2])
+    np.testing.assert_array_equal(pair_quality([1, 5], [3, 2], "mean"), [2, 3.5])
+    with pytest.raises(ValueError):
+        pair_quality([1], [2], "max")
+
+
+def test_erc_hand_case():
+    # 4 mated pairs; the two errors (scores 0.1, 0.2) have the lowest quality.
+    mated = np.array([0.1, 0.2, 0.8, 0.9])
+    mated_q = np.array([0.1, 0.2, 0.7, 0.9])
+    nonmated = np.array([0.0, 0.05, 0.3, 0.5])
+    nonmated_q = np.array([0.5, 0.5, 0.5, 0.5])
+    curve = erc(mated, mated_q, nonmated, nonmated_q, fmr=0.0, fractions=np.array([0, 0.25, 0.5, 0.75]))
+    # threshold just above 0.5: FNMR 2/4, then 1/3, then 0/2; at 0.75 the non-mated pairs
+    # (quality 0.5 <= cut 0.7) are all gone.
+    np.testing.assert_allclose(curve.y[:3], [0.5, 1 / 3, 0.0])
+    assert np.isnan(curve.y[3])
+    assert area(Curve(np.array([0, 0.5, 1.0]), np.array([1.0, 0.0, 0.0])), 0.5) == pytest.approx(0.25)
+
+
+def _synthetic(seed=0, n_mated=4000, n_nonmated=20000):
+    rng = np.random.default_rng(seed)
+    mated_q = rng.uniform(size=n_mated)
+    mated = rng.normal(0.4 + 0.5 * mated_q, 0.15)  # higher quality, higher mated score
+    nonmated_q = rng.uniform(size=n_nonmated)
+    nonmated = rng.normal(0.0, 0.1, size=n_nonmated)
+    return mated, mated_q, nonmated, nonmated_q
+
+
+def test_random_quality_gives_a_flat_erc_on_average():
+    mated, _, nonmated, _ = _synthetic()
+    rng = np.random.default_rng(1)
+    fractions = np.array([0.0, 0.2, 0.4])
+    curves = [erc(mated, rng.uniform(size=mated.size), nonmated, rng.uniform(size=nonmated.size), 1e-3, fractions).y for _ in range(30)]
+    mean = np.mean(curves, axis=0)
+    assert abs(mean[1] - mean[0]) < 0.02 and abs(mean[2] - mean[0]) < 0.02
+
+
+def test_informative_quality_lowers_the_erc():
+    mated, mated_q, nonmated, nonmated_q = _synthetic()
+    curve = erc(mated, mated_q, nonmated, nonmated_q, 1e-3, np.array([0.0, 0.2, 0.4]))
+    assert curve.y[0] > curve.y[1] > curve.y[2]
+
+
+def test_edc_steps_and_ties():
+    mated = np.array([0.1, 0.9, 0.2, 0.8, 0.7])
+    quality = np.array([0.1, 0.3, 0.3, 0.5, 0.6])  # two pairs tie at 0.3
+    curve = edc(mated, quality, threshold=0.5)
+    np.testing.assert_allclose(curve.x, [0.0, 0.2, 0.6, 0.8])
+    np.testing.assert_allclose(curve.y, [2 / 5, 1 / 4, 0 / 2, 0.0])
+    # pAUC to 0.3: 0.2 * 0.4 + 0.1 * 0.25
+    assert pauc(curve, 0.3) == pytest.approx(0.2 * 0.4 + 0.1 * 0.25)
+
+
+def test_oracle_edc_is_the_theoretical_best():
+    rng = np.random.default_rng(0)
+    mated = rng.uniform(size=5000)
+    threshold = edc_threshold(mated, start_fnmr=0.1)
+    curve = edc(mated, mated, threshold)  # quality = the score: errors discarded first
+    assert curve.y[0] == pytest.approx(0.1, abs=1e-3)
+    assert pauc(curve, 0.2, minus_best=True) == pytest.approx(0.0, abs=1e-3)
+    random_curve = edc(mated, rng.uniform(size=mated.size), threshold)
+    assert pauc(random_curve, 0.2) == pytest.approx(0.1 * 0.2, abs=0.004)
+    assert best_area(0.1, 0.2) == pytest.approx(0.005, abs=3e-4)
+
+
+def test_edc_threshold_from_fmr():
+    nonmated = np.linspace(0, 1, 1001)
+    assert edc_threshold(np.array([0.5]), nonmated, fmr=0.01) == pytest.approx(0.99, abs=2e-3)
+
+
+def test_bootstrap_over_groups_brackets_the_statistic():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(200), 5)
+    values = rng.normal(1.0, 1.0, size=groups.size)
+    samples = bootstrap(lambda idx: values[idx].mean(), groups, resamples=300)
+    low, high = np.percentile(samples, [2.5, 97.5])
+    assert low < values.mean() < high and high - low < 0.4
