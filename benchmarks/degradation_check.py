@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from faceqan.algorithm import FaceQAN
-from faceqan.evaluation.protocols import read_lfw_pairs, unique_paths
+from faceqan.evaluation.protocols import read_lfw_pairs
 from faceqan.faces.decode import decode_image
 from faceqan.faces.prepare import FacePreparer
 from faceqan.models import create_model
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--lfw", default=DEFAULT_LFW)
     args = parser.parse_args()
 
-    paths = unique_paths(read_lfw_pairs(Path(args.lfw) / "pairs.txt"))[: args.images]
+    paths = read_lfw_pairs(Path(args.lfw) / "pairs.txt").images[: args.images]
     model = create_model(args.model)
     method = faceqan_method(FaceQAN(model, eps=args.eps, variant=args.variant))
     preparer = FacePreparer(model.spec)

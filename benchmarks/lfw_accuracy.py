@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from faceqan.embedding import embed_paths
-from faceqan.evaluation.protocols import read_lfw_pairs, unique_paths
+from faceqan.evaluation.protocols import read_lfw_pairs
 from faceqan.evaluation.verification import fixed_threshold_accuracy, fold_accuracy
 from faceqan.faces.prepare import FacePreparer
 from faceqan.models import create_model
@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    pairs = read_lfw_pairs(Path(args.lfw) / args.pairs)
-    paths = unique_paths(pairs)
+    protocol = read_lfw_pairs(Path(args.lfw) / args.pairs)
+    paths = protocol.images
     model = create_model(args.model)
     start = time.perf_counter()
     embeddings, errors = embed_paths(paths, model, FacePreparer(model.spec), args.batch_size)
@@ -43,18 +43,18 @@ def main() -> None:
     for path, error in list(errors.items())[:10]:
         print(f"  {path}: {error}")
 
-    mated = np.array([p.mated for p in pairs])
-    folds = np.array([p.fold for p in pairs])
-    found = np.array([p.path1 in embeddings and p.path2 in embeddings for p in pairs])
+    mated, folds = protocol.mated, protocol.fold
+    pairs = [(paths[a], paths[b]) for a, b in zip(protocol.first, protocol.second)]
+    found = np.array([a in embeddings and b in embeddings for a, b in pairs])
 
     def pair_scores(similarity) -> np.ndarray:
         # A pair missing an image gets the score that makes it wrong whatever the threshold.
         worst = np.where(mated, -np.inf, np.inf)
-        return np.array([similarity(embeddings[p.path1], embeddings[p.path2]) if ok else w for p, ok, w in zip(pairs, found, worst)])
+        return np.array([similarity(embeddings[a], embeddings[b]) if ok else w for (a, b), ok, w in zip(pairs, found, worst)])
 
     cosine = pair_scores(lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
     mean, std = fold_accuracy(cosine, mated, folds)
-    print(f"pairs {len(pairs)}, {int((~found).sum())} with an image without a face (counted as errors)")
+    print(f"pairs {len(protocol)}, {int((~found).sum())} with an image without a face (counted as errors)")
     print(f"accuracy (cosine, threshold tuned on the other folds): {mean * 100:.2f}% +- {std * 100:.2f}")
     distance = pair_scores(lambda a, b: -float(np.linalg.norm(a - b)))
     mean_d, std_d = fold_accuracy(distance, mated, folds)

@@ -56,6 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(demo)
 
     commands.add_parser("models", help="list the built-in FR models and their input specs")
+
+    evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
+    evaluate.add_argument("protocol", help="LFW-style pairs .txt, a CSV path1,path2,mated[,fold], or a folder of identity sub-folders (all pairs)")
+    evaluate.add_argument("--all-pairs", action="store_true", help="use every pair among the protocol's images")
+    evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured (default dlib)")
+    evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use (default: the comparison model)")
+    evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly: faceqan, serfiq, flip, embedding_norm, sharpness (repeatable)")
+    evaluate.add_argument("--quality-csv", action="append", default=[], metavar="NAME=FILE[:COLUMN]", help="qualities from a `faceqan score` output (column default quality)")
+    _add_faceqan_options(evaluate)
+    evaluate.add_argument("--fmr", type=float, default=1e-3, help="target FMR of the ERC threshold and the EDC's fixed threshold (default 1e-3)")
+    evaluate.add_argument("--edc-limit", type=float, default=0.2, help="pAUC discard limit (default 0.2)")
+    evaluate.add_argument("--pair-quality", choices=("min", "mean", "product"), default="min")
+    evaluate.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples over identities for the 95%% intervals (0: none)")
+    evaluate.add_argument("--random-seeds", type=int, default=10, help="seeds of the random-quality baseline (default 10)")
+    evaluate.add_argument("--out", default="evaluation", help="output folder (results.csv, results.md, erc.png, edc.png)")
+    evaluate.add_argument("--cache", default=".faceqan-cache", help="cache folder for embeddings and qualities")
+    evaluate.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -142,13 +159,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.run import run_evaluation
+
+    run_evaluation(args)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
-    commands = {"score": cmd_score, "demo": cmd_demo, "models": cmd_models}
+    commands = {"score": cmd_score, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -34,14 +34,15 @@ def pair_quality(q1: np.ndarray, q2: np.ndarray, how: str = "min") -> np.ndarray
 
 def threshold_at_fmr(nonmated_scores: np.ndarray, fmr: float) -> float:
     """The lowest threshold whose FMR (share of non-mated scores >= it) is at most ``fmr``."""
-    scores = np.sort(np.asarray(nonmated_scores, float))[::-1]
+    scores = np.asarray(nonmated_scores, float)
     if scores.size == 0:
         raise ValueError("no non-mated scores left to set a threshold on")
-    allowed = int(np.floor(fmr * scores.size))  # number of false matches allowed
+    allowed = int(np.floor(fmr * scores.size + 1e-9))  # number of false matches allowed
     if allowed >= scores.size:
-        return float(scores[-1])
-    # Accept strictly above the (allowed + 1)-th highest score.
-    return float(np.nextafter(scores[allowed], np.inf))
+        return float(scores.min())
+    # Accept strictly above the (allowed + 1)-th highest score (a partial sort is enough).
+    position = scores.size - 1 - allowed
+    return float(np.nextafter(np.partition(scores, position)[position], np.inf))
 
 
 def fnmr(mated_scores: np.ndarray, threshold: float) -> float:

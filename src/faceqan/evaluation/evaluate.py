@@ -1,0 +1,170 @@
+"""ERC / EDC evaluation of quality methods on a pair protocol: comparison scores from one FR
+model, per-image qualities from any number of methods, tables with confidence intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cache import ResultCache, file_digest
+from ..faces.prepare import FacePreparer
+from ..pipeline import Method, prepared_batches, score_batch
+from .metrics import area, bootstrap, edc, edc_threshold, erc, pair_quality, pauc
+from .protocols import Protocol
+
+AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
+ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
+
+
+def cached_values(
+    paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True
+) -> dict[str, dict]:
+    """Each path's row of ``method`` values (status included), computing only what the cache lacks."""
+    from tqdm import tqdm
+
+    digests = {path: file_digest(path) for path in paths}
+    todo = [p for p in paths if cache.get(digests[p]) is None]
+    with tqdm(total=len(todo), unit="img", disable=not progress or not todo, desc=cache.path.stem) as bar:
+        for faces in prepared_batches(todo, preparer, batch_size):
+            rows = [row for row in score_batch(faces, method) if row["face"] == 0]
+            cache.put_many({digests[row["path"]]: {k: v for k, v in row.items() if k not in ("path", "box")} for row in rows})
+            bar.update(len(rows))
+    return {path: cache.get(digests[path]) for path in paths}
+
+
+def embedding_method(model) -> Method:
+    import torch
+
+    def method(images):
+        with torch.no_grad():
+            return {"embedding": model(images).cpu()}
+
+    return method
+
+
+def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each pair, and which pairs have both embeddings."""
+    size = max((len(e) for e in embeddings.values() if e is not None), default=0)
+    matrix = np.full((len(protocol.images), size), np.nan)
+    for i, path in enumerate(protocol.images):
+        if embeddings.get(path) is not None:
+            matrix[i] = embeddings[path]
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    valid = ~np.isnan(matrix[:, 0])
+    scores = np.einsum("ij,ij->i", matrix[protocol.first], matrix[protocol.second]) if size else np.zeros(len(protocol))
+    return scores, valid[protocol.first] & valid[protocol.second]
+
+
+@dataclass
+class MethodResult:
+    name: str
+    values: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    erc_curve: tuple[np.ndarray, np.ndarray] | None = None
+    edc_curve: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _metrics(scores, mated, pq, fmr: float, edc_limit: float, threshold: float | None) -> tuple[dict[str, float], object, object]:
+    ms, mq, ns, nq = scores[mated], pq[mated], scores[~mated], pq[~mated]
+    if ms.size == 0 or ns.size == 0:  # a bootstrap resample can lack one kind
+        keys = [f"erc_auc@{int(l * 100)}" for l in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best", "fnmr@0"]
+        return dict.fromkeys(keys, float("nan")), None, None
+    erc_curve = erc(ms, mq, ns, nq, fmr, ERC_FRACTIONS)
+    values = {f"erc_auc@{int(l * 100)}": area(erc_curve, l) * 1e3 for l in AUC_LIMITS}
+    edc_threshold_value = threshold if threshold is not None else edc_threshold(ms, ns, fmr=fmr)
+    edc_curve = edc(ms, mq, edc_threshold_value)
+    values["edc_pauc@20"] = pauc(edc_curve, edc_limit) * 1e3
+    values["edc_pauc@20-best"] = pauc(edc_curve, edc_limit, minus_best=True) * 1e3
+    values["fnmr@0"] = float(erc_curve.y[0])
+    return values, erc_curve, edc_curve
+
+
+def evaluate(
+    protocol: Protocol,
+    scores: np.ndarray,
+    qualities: dict[str, np.ndarray],
+    fmr: float = 1e-3,
+    edc_limit: float = 0.2,
+    how: str = "min",
+    resamples: int = 100,
+    random_seeds: int = 10,
+) -> list[MethodResult]:
+    """Metrics for each quality method (per-image arrays aligned with protocol.images; NaN
+    = no quality, rejected first), with bootstrap 95% intervals over identities, plus a
+    random-quality row (mean and spread over seeds)."""
+    mated = protocol.mated
+    results = []
+    for name, per_image in qualities.items():
+        q = np.where(np.isnan(per_image), -np.inf, per_image)
+        pq = pair_quality(q[protocol.first], q[protocol.second], how)
+        values, erc_curve, edc_curve = _metrics(scores, mated, pq, fmr, edc_limit, None)
+        result = MethodResult(name, values, erc_curve=(erc_curve.x, erc_curve.y), edc_curve=(edc_curve.x, edc_curve.y))
+        if resamples:
+            samples = bootstrap(lambda idx: _metrics(scores[idx], mated[idx], pq[idx], fmr, edc_limit, None)[0], protocol.group, resamples)
+            for key in values:
+                column = np.array([s[key] for s in samples])
+                result.intervals[key] = (float(np.nanpercentile(column, 2.5)), float(np.nanpercentile(column, 97.5)))
+        results.append(result)
+    if random_seeds:
+        runs = []
+        for seed in range(random_seeds):
+            q = np.random.default_rng(seed).uniform(size=len(protocol.images))
+            runs.append(_metrics(scores, mated, pair_quality(q[protocol.first], q[protocol.second], how), fmr, edc_limit, None)[0])
+        keys = runs[0].keys()
+        mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        spread = {k: (mean[k] - float(np.std([r[k] for r in runs])), mean[k] + float(np.std([r[k] for r in runs]))) for k in keys}
+        results.append(MethodResult(f"random ({random_seeds} seeds, +-1 sd)", mean, spread))
+    return results
+
+
+def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
+    """CSV rows and a Markdown table of the results."""
+    rows, lines = [], []
+    keys = [f"erc_auc@{int(l * 100)}" for l in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best"]
+    lines.append("| method | " + " | ".join(keys) + " |")
+    lines.append("|---|" + "---|" * len(keys))
+    for result in results:
+        row = {"method": result.name}
+        cells = []
+        for key in keys:
+            value = result.values[key]
+            low, high = result.intervals.get(key, (np.nan, np.nan))
+            row.update({key: value, f"{key}_low": low, f"{key}_high": high})
+            cells.append(f"{value:.1f}" + (f" [{low:.1f}, {high:.1f}]" if not np.isnan(low) else ""))
+        rows.append(row)
+        lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+    return rows, "\n".join(lines) + "\n"
+
+
+def plot_curves(results: Iterable[MethodResult], path_prefix: str, title: str) -> list[str]:
+    """erc.png and edc.png beside ``path_prefix``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for kind in ("erc", "edc"):
+        figure, axes = plt.subplots(figsize=(6.4, 4.4))
+        for result in results:
+            curve = result.erc_curve if kind == "erc" else result.edc_curve
+            if curve is None:
+                continue
+            x, y = curve
+            if kind == "edc":
+                axes.step(x, y, where="post", label=result.name)
+            else:
+                axes.plot(x, y, label=result.name)
+        axes.set_xlabel("fraction of mated pairs discarded")
+        axes.set_ylabel("FNMR" + (" (threshold re-derived at FMR)" if kind == "erc" else " (fixed threshold)"))
+        axes.set_xlim(0, 0.8 if kind == "erc" else 0.4)
+        axes.set_title(f"{kind.upper()}: {title}", fontsize=9)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        out = f"{path_prefix}{kind}.png"
+        figure.savefig(out, dpi=120)
+        plt.close(figure)
+        written.append(out)
+    return written

@@ -1,0 +1,104 @@
+"""The ``faceqan evaluate`` job: protocol -> embeddings and qualities (cached) -> tables, plots."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import ResultCache
+from ..faces.prepare import FacePreparer
+from ..models import create_model
+from ..sinks import read_rows
+from .evaluate import cached_values, comparison_scores, embedding_method, evaluate, plot_curves, results_table
+from .protocols import load_protocol
+
+FACEQAN_COLUMNS = {"faceqan": "quality", "faceqan q_adv (no symmetry)": "q_adv", "s_f (from faceqan)": "flip_sim"}
+
+
+def _quality_from_csv(spec: str, images: list[str]) -> tuple[str, np.ndarray]:
+    if "=" not in spec:
+        raise ValueError(f"--quality-csv wants NAME=FILE[:COLUMN], got {spec!r}")
+    name, rest = spec.split("=", 1)
+    file, column = (rest, "") if Path(rest).exists() else rest.rsplit(":", 1)
+    by_path = {os.path.abspath(row["path"]): row for row in read_rows(file)}
+    values = np.full(len(images), np.nan)
+    for i, path in enumerate(images):
+        row = by_path.get(os.path.abspath(path))
+        if row is not None and row.get("status") == "ok" and row.get(column or "quality") not in ("", None):
+            values[i] = float(row[column or "quality"])
+    return name, values
+
+
+def _faceqan_setting(args: argparse.Namespace, model_name: str) -> dict:
+    return {"kind": "faceqan", "model": model_name, "eps": args.eps, "steps": args.steps, "copies": args.copies,
+            "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
+
+
+def run_evaluation(args: argparse.Namespace) -> list[dict]:
+    from ..algorithm import FaceQAN
+    from ..baselines import create_baseline
+    from ..pipeline import faceqan_method
+
+    protocol = load_protocol(args.protocol, args.all_pairs)
+    images = protocol.images
+    batch = args.batch_size or 8
+    comparison = create_model(args.comparison_model, args.device)
+    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model})
+    embeddings = cached_values(images, FacePreparer(comparison.spec), embedding_method(comparison), embed_cache, batch, not args.quiet)
+    scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
+    dropped = int((~valid).sum())
+    protocol, scores = protocol.subset(valid), scores[valid]
+
+    qualities: dict[str, np.ndarray] = {}
+    quality_model_name = args.quality_model or args.comparison_model
+    quality_model = comparison if quality_model_name == args.comparison_model else None
+    for name in args.method:
+        if quality_model is None:
+            quality_model = create_model(quality_model_name, args.device)
+        preparer = FacePreparer(quality_model.spec)
+        if name == "faceqan":
+            scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
+            cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name))
+            rows = cached_values(images, preparer, faceqan_method(scorer), cache, batch, not args.quiet)
+            for label, column in FACEQAN_COLUMNS.items():
+                qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
+        else:
+            cache = ResultCache(args.cache, {"kind": name, "model": quality_model_name, "seed": args.seed})
+            rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet)
+            qualities[name] = np.array([(r or {}).get("quality", np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
+    for spec in args.quality_csv:
+        name, values = _quality_from_csv(spec, images)
+        qualities[name] = values
+    if not qualities:
+        raise ValueError("no quality method: give --method and / or --quality-csv")
+
+    results = evaluate(protocol, scores, qualities, args.fmr, args.edc_limit, args.pair_quality, args.bootstrap, args.random_seeds)
+    rows, markdown = results_table(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mated = int(protocol.mated.sum())
+    header = (
+        f"Protocol: {protocol.name}: {len(protocol)} pairs ({mated} mated, {len(protocol) - mated} non-mated), "
+        f"{len(images)} images; {dropped} pairs dropped (an image without a face for the comparison model).\n"
+        f"Comparison model: {args.comparison_model}; quality model: {quality_model_name}; pair quality: {args.pair_quality}.\n"
+        f"ERC: FNMR at a threshold re-derived at FMR {args.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
+        f"[0, r]. EDC: threshold fixed at FMR {args.fmr:g} before discarding; pAUC x 1e3 to {args.edc_limit:g}, "
+        f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({args.bootstrap} resamples); "
+        f"random: mean and +-1 sd over {args.random_seeds} seeds. Lower is better.\n"
+    )
+    if "faceqan" in args.method:
+        header += f"FaceQAN: eps {args.eps:g}, l {args.steps}, k {args.copies}, p {args.power:g}, variant {args.variant}, seed {args.seed}.\n"
+    (out / "results.md").write_text(header + "\n" + markdown)
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_curves(results, str(out) + "/", f"{protocol.name}, {args.comparison_model} errors, {quality_model_name} quality")
+    (out / "settings.json").write_text(json.dumps(vars(args), indent=1, default=str))
+    print(header + "\n" + markdown)
+    return rows

@@ -1,0 +1,77 @@
+"""`faceqan evaluate` end to end on every protocol kind, with caching."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceqan.cli import EXIT_OK, main
+from faceqan.evaluation.protocols import load_protocol, read_lfw_pairs
+
+from helpers import face_rgb
+
+FAST = ["--copies", "2", "--steps", "1", "--bootstrap", "5", "--random-seeds", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def identity_folder(tmp_path_factory):
+    """Two 'identities' of real-face images, four degraded variants each."""
+    root = tmp_path_factory.mktemp("ids")
+    rgb = face_rgb()
+    for ident, base in (("alice", rgb), ("bob", np.ascontiguousarray(rgb[:, ::-1]))):
+        (root / ident).mkdir()
+        for i, sigma in enumerate((0.5, 1.5, 3.0, 5.0)):
+            Image.fromarray(cv2.GaussianBlur(base, (0, 0), sigma)).save(root / ident / f"{ident}_{i}.jpg")
+    return root
+
+
+def _table(out):
+    with open(out / "results.csv", newline="") as handle:
+        return {row["method"]: row for row in csv.DictReader(handle)}
+
+
+def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp_path):
+    out, cache = tmp_path / "eval", tmp_path / "cache"
+    args = [str(identity_folder), "--method", "faceqan", "--method", "flip", "--method", "sharpness", "--method", "serfiq", "--out", str(out), "--cache", str(cache), *FAST]
+    assert main(["evaluate", *args]) == EXIT_OK
+    table = _table(out)
+    for method in ("faceqan", "faceqan q_adv (no symmetry)", "s_f (from faceqan)", "flip", "sharpness", "serfiq"):
+        assert float(table[method]["erc_auc@20"]) >= 0
+    assert any(name.startswith("random") for name in table)
+    assert (out / "erc.png").stat().st_size > 1000 and (out / "edc.png").stat().st_size > 1000
+    assert "28 pairs (12 mated, 16 non-mated)" in (out / "results.md").read_text()
+    sizes = {p.name: p.stat().st_size for p in cache.glob("*.jsonl")}
+    assert main(["evaluate", *args]) == EXIT_OK  # second run: everything from the cache
+    assert {p.name: p.stat().st_size for p in cache.glob("*.jsonl")} == sizes
+    assert _table(out)["faceqan"]["erc_auc@20"] == table["faceqan"]["erc_auc@20"]
+
+
+def test_csv_protocol_and_quality_from_a_score_file(identity_folder, tmp_path):
+    images = sorted(identity_folder.rglob("*.jpg"))
+    protocol = tmp_path / "pairs.csv"
+    with open(protocol, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path1", "path2", "mated", "fold"])
+        for a in images:
+            for b in images:
+                if str(a) < str(b):
+                    writer.writerow([a, b, int(a.parent == b.parent), 0])
+    scores = tmp_path / "scores.csv"
+    assert main(["score", str(identity_folder), "-o", str(scores), "--copies", "2", "--steps", "1", "--quiet"]) == EXIT_OK
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(protocol), "--quality-csv", f"fq={scores}", "--quality-csv", f"sf={scores}:flip_sim", "--out", str(out), "--cache", str(tmp_path / "c"), *FAST]) == EXIT_OK
+    table = _table(out)
+    assert set(table) >= {"fq", "sf"}
+
+
+def test_lfw_protocols(lfw_root):
+    view2 = read_lfw_pairs(lfw_root / "pairs.txt")
+    assert len(view2) == 6000 and view2.mated.sum() == 3000 and len(view2.images) == 7701
+    assert set(np.unique(view2.fold)) == set(range(10))
+    view1 = read_lfw_pairs(lfw_root / "pairsDevTrain.txt")
+    assert len(view1) == 2200 and set(np.unique(view1.fold)) == {0}
+    everything = load_protocol(str(lfw_root / "pairsDevTest.txt"), everything=True)
+    n = len(everything.images)
+    assert len(everything) == n * (n - 1) // 2 and everything.mated.sum() > 500
