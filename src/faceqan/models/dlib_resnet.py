@@ -170,4 +170,23 @@ def load_dlib_resnet(path: str | Path | None = None, check_hash: bool = True) ->
     with torch.no_grad():
         for index, (module, layer) in enumerate(zip(targets, params)):
             _load_layer(module, layer, index)
+    fold_affines(net)
     return net.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def fold_affines(net: DlibResNet) -> None:
+    """Fold each affine layer into the conv before it (exact up to float rounding): the
+    network then skips 29 element-wise passes over its activations, forward and backward."""
+
+    def fold(conv: nn.Conv2d, affine: Affine) -> None:
+        gamma = affine.gamma.view(-1)
+        conv.weight.mul_(gamma.view(-1, 1, 1, 1))
+        conv.bias.copy_(conv.bias * gamma + affine.beta.view(-1))
+
+    fold(net.conv0, net.affine0)
+    net.affine0 = nn.Identity()
+    for block in net.blocks:
+        fold(block.conv1, block.affine1)
+        fold(block.conv2, block.affine2)
+        block.affine1, block.affine2 = nn.Identity(), nn.Identity()
