@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
     evaluate.add_argument("protocol", help="LFW-style pairs .txt, a CSV path1,path2,mated[,fold], or a folder of identity sub-folders (all pairs)")
     evaluate.add_argument("--all-pairs", action="store_true", help="use every pair among the protocol's images")
+    evaluate.add_argument("--max-images", type=int, default=None, help="keep the protocol's first N images and the pairs among them")
     evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured (default dlib)")
     evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use (default: the comparison model)")
     evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly: faceqan, serfiq, flip, embedding_norm, sharpness (repeatable)")

@@ -114,11 +114,23 @@ def folder_all_pairs(folder: str | Path) -> Protocol:
     return all_pairs(images, f"all pairs in {folder.name}")
 
 
-def load_protocol(spec: str, everything: bool = False) -> Protocol:
+def first_images(protocol: Protocol, count: int) -> Protocol:
+    """The protocol restricted to its first ``count`` images and the pairs among them."""
+    keep = (protocol.first < count) & (protocol.second < count)
+    images = protocol.images[:count]
+    name = f"{protocol.name}, first {len(images)} images"
+    return Protocol(images, protocol.first[keep], protocol.second[keep], protocol.mated[keep], protocol.fold[keep], protocol.group[keep], name)
+
+
+def load_protocol(spec: str, everything: bool = False, max_images: int | None = None) -> Protocol:
     """A protocol from a path: a folder (all pairs), a .csv, or an LFW pairs .txt; with
-    ``everything``, all pairs among the images the protocol names."""
+    ``everything``, all pairs among the images the protocol names; with ``max_images``,
+    only the first images and the pairs among them."""
     path = Path(spec)
     if path.is_dir():
-        return folder_all_pairs(path)
-    protocol = read_pairs_csv(path) if path.suffix.lower() == ".csv" else read_lfw_pairs(path)
-    return all_pairs(protocol.images, f"all pairs among the images of {path.name}") if everything else protocol
+        protocol = folder_all_pairs(path)
+    else:
+        protocol = read_pairs_csv(path) if path.suffix.lower() == ".csv" else read_lfw_pairs(path)
+        if everything:
+            protocol = all_pairs(protocol.images, f"all pairs among the images of {path.name}")
+    return first_images(protocol, max_images) if max_images else protocol

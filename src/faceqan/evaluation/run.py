@@ -44,7 +44,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     from ..baselines import create_baseline
     from ..pipeline import faceqan_method
 
-    protocol = load_protocol(args.protocol, args.all_pairs)
+    protocol = load_protocol(args.protocol, args.all_pairs, args.max_images)
     images = protocol.images
     batch = args.batch_size or 8
     comparison = create_model(args.comparison_model, args.device)
