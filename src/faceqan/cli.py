@@ -25,7 +25,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-mean", type=float, default=None, help="model file normalisation (pixel - mean) / std; default 127.5")
     parser.add_argument("--input-std", type=float, default=None, help="default 127.5 (0 and 1 for ONNX graphs that normalise themselves)")
     parser.add_argument("--bgr", action="store_true", help="model file expects BGR channel order")
-    parser.add_argument("--eps", type=float, default=0.001, help="attack strength eps in [-1, 1] pixel units (default 0.001)")
+    parser.add_argument("--eps", type=float, default=None, help="attack strength eps in [-1, 1] pixel units (default: the model's, see `faceqan models`; the paper's is 0.001)")
     parser.add_argument("--steps", "-l", type=int, default=5, help="BIM iterations l (default 5)")
     parser.add_argument("--copies", "-k", type=int, default=10, help="noisy copies k (default 10)")
     parser.add_argument("--power", "-p", type=float, default=5, help="exponent p of the final score (default 5)")
@@ -88,6 +88,8 @@ def _scorer(args: argparse.Namespace):
         if value is not None
     }
     model = create_model(args.model, args.device, **file_options)
+    if args.eps is None:
+        args.eps = model.spec.default_eps
     scorer = FaceQAN(model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
     return model, faceqan_method(scorer)
 

@@ -34,9 +34,15 @@ def _quality_from_csv(spec: str, images: list[str]) -> tuple[str, np.ndarray]:
     return name, values
 
 
-def _faceqan_setting(args: argparse.Namespace, model_name: str) -> dict:
-    return {"kind": "faceqan", "model": model_name, "eps": args.eps, "steps": args.steps, "copies": args.copies,
-            "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
+def _preprocessing(model) -> str:
+    """What decides a model's input besides the image: size, template, normalisation."""
+    spec = model.spec
+    return f"{spec.input_size}|{np.round(spec.template, 3).tolist()}|{spec.input_mean}|{spec.input_std}|{spec.bgr}"
+
+
+def _faceqan_setting(args: argparse.Namespace, model_name: str, model) -> dict:
+    return {"kind": "faceqan", "model": model_name, "preprocessing": _preprocessing(model), "eps": args.eps, "steps": args.steps,
+            "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
 
 
 def run_evaluation(args: argparse.Namespace) -> list[dict]:
@@ -48,7 +54,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     images = protocol.images
     batch = args.batch_size or 8
     comparison = create_model(args.comparison_model, args.device)
-    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model})
+    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison)})
     embeddings = cached_values(images, FacePreparer(comparison.spec), embedding_method(comparison), embed_cache, batch, not args.quiet)
     scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
     dropped = int((~valid).sum())
@@ -60,15 +66,18 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     for name in args.method:
         if quality_model is None:
             quality_model = create_model(quality_model_name, args.device)
+        if args.eps is None:
+            args.eps = quality_model.spec.default_eps
         preparer = FacePreparer(quality_model.spec)
         if name == "faceqan":
             scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
-            cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name))
+            cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name, quality_model))
             rows = cached_values(images, preparer, faceqan_method(scorer), cache, batch, not args.quiet)
             for label, column in FACEQAN_COLUMNS.items():
                 qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
         else:
-            cache = ResultCache(args.cache, {"kind": name, "model": quality_model_name, "seed": args.seed})
+            setting = {"kind": name, "model": quality_model_name, "preprocessing": _preprocessing(quality_model), "seed": args.seed}
+            cache = ResultCache(args.cache, setting)
             rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet)
             qualities[name] = np.array([(r or {}).get("quality", np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
     for spec in args.quality_csv:
@@ -91,7 +100,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
         f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({args.bootstrap} resamples); "
         f"random: mean and +-1 sd over {args.random_seeds} seeds. Lower is better.\n"
     )
-    if "faceqan" in args.method:
+    if "faceqan" in args.method and args.eps is not None:
         header += f"FaceQAN: eps {args.eps:g}, l {args.steps}, k {args.copies}, p {args.power:g}, variant {args.variant}, seed {args.seed}.\n"
     (out / "results.md").write_text(header + "\n" + markdown)
     with open(out / "results.csv", "w", newline="") as handle:

@@ -30,13 +30,14 @@ class ModelSpec:
     input_std: float = 127.5
     bgr: bool = False
     notes: str = ""
+    default_eps: float = 0.001  # FaceQAN's eps for this model (the paper's 0.001 unless measured otherwise)
 
     def describe(self) -> str:
         size = f"{self.embedding_size}-d" if self.embedding_size else "?-d"
         order = "BGR" if self.bgr else "RGB"
         text = (
             f"{self.name}: {self.input_size}x{self.input_size} {order}, network input (pixel - {self.input_mean:g}) / "
-            f"{self.input_std:g}, {size} embedding; weights: {self.weights}"
+            f"{self.input_std:g}, {size} embedding; FaceQAN eps {self.default_eps:g}; weights: {self.weights}"
         )
         return text + (f"; {self.notes}" if self.notes else "")
 

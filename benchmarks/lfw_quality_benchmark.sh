@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The LFW View 2 quality benchmark: FaceQAN and every baseline, for each quality model,
+# judged by each comparison model (model-specific and cross-model), on the official pairs
+# and on all pairs among the 7,701 pair images.
+#   bash benchmarks/lfw_quality_benchmark.sh
+# Environment: QUALITY_MODELS (default "dlib"), COMPARISON_MODELS (default "dlib sface"),
+# FACEQAN_LFW (default ../shared/data/lfw). Scoring thousands of images takes about an hour
+# per FaceQAN model here: run it in the background; every embedding and quality is cached
+# in runs/cache, so an interrupted run resumes where it stopped, and a rerun costs minutes.
+# Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>/results.md and are
+# gathered in docs/lfw_benchmark.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LFW=${FACEQAN_LFW:-../shared/data/lfw}
+FAQ=${FAQ:-.venv/bin/faceqan}
+QUALITY_MODELS=${QUALITY_MODELS:-dlib}
+COMPARISON_MODELS=${COMPARISON_MODELS:-dlib sface}
+summary=docs/lfw_benchmark.md
+for quality in $QUALITY_MODELS; do
+  methods=(--method faceqan --method flip --method embedding_norm --method sharpness)
+  [ "$quality" = sface ] || methods+=(--method serfiq)  # SER-FIQ needs an nn.Linear last layer
+  for comparison in $COMPARISON_MODELS; do
+    for protocol in official all-pairs; do
+      extra=()
+      [ "$protocol" = all-pairs ] && extra=(--all-pairs --bootstrap 30)
+      out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}"
+      "$FAQ" evaluate "$LFW/pairs.txt" "${extra[@]}" --comparison-model "$comparison" --quality-model "$quality" \
+        "${methods[@]}" --cache runs/cache --out "$out" --quiet > /dev/null
+      echo "wrote $out/results.md"
+    done
+  done
+done
+{
+  echo "# LFW View 2 quality benchmark"
+  echo
+  echo "Made by \`bash benchmarks/lfw_quality_benchmark.sh\` (QUALITY_MODELS=\"$QUALITY_MODELS\", COMPARISON_MODELS=\"$COMPARISON_MODELS\")."
+  for f in docs/lfw/*/results.md; do
+    echo
+    echo "## $(basename "$(dirname "$f")")"
+    echo
+    cat "$f"
+    echo
+    echo "![ERC](lfw/$(basename "$(dirname "$f")")/erc.png) ![EDC](lfw/$(basename "$(dirname "$f")")/edc.png)"
+  done
+} > "$summary"
+echo "wrote $summary"
