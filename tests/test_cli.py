@@ -98,3 +98,21 @@ def test_score_with_a_users_state_dict(tmp_path):
     assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", *FAST]) == EXIT_OK
     assert _rows(out)[0]["status"] == "ok"
     assert main(["score", str(faces[0]), "-o", str(tmp_path / "o2.csv"), "--model", str(weights), "--arch", "r34", *FAST]) == EXIT_START_FAILED
+
+
+def test_a_failing_item_does_not_sink_its_batch():
+    import numpy as np
+    import torch
+
+    from faceqan.faces.prepare import PreparedFace
+    from faceqan.pipeline import score_batch
+
+    def picky(images):
+        if torch.any(images.amax(dim=(1, 2, 3)) > 0.99):
+            raise RuntimeError("saturated image")
+        return {"quality": images.mean(dim=(1, 2, 3))}
+
+    chips = [np.full((4, 4, 3), v, np.uint8) for v in (10, 255, 30)]
+    rows = score_batch([PreparedFace(f"f{i}", chip=c) for i, c in enumerate(chips)], picky)
+    assert [r["status"] for r in rows] == ["ok", "score_error", "ok"]
+    assert "saturated" in rows[1]["error"] and rows[0]["quality"] < rows[2]["quality"]

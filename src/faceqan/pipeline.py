@@ -78,24 +78,36 @@ def prepared_batches(paths: Iterable[str], preparer: FacePreparer, batch_size: i
             yield pending.result()
 
 
+def _method_columns(chips: list[np.ndarray], method: Method, device) -> list[dict[str, float] | str]:
+    """Per chip, its method values, or the error message when the model fails on it.
+
+    A failing batch is retried one chip at a time, so one bad input cannot sink the others
+    (a GPU out-of-memory error on a large batch, for instance)."""
+    try:
+        result = method(chips_to_tensor(chips).to(device))
+        columns = {name: values.tolist() for name, values in result.items()}
+        return [{name: values[i] for name, values in columns.items()} for i in range(len(chips))]
+    except (ValueError, RuntimeError) as exc:
+        if len(chips) == 1:
+            return [f"{type(exc).__name__}: {exc}"]
+        return [value for chip in chips for value in _method_columns([chip], method, device)]
+
+
 def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu") -> list[dict]:
     """Result rows for one batch: the method's columns for ok faces, the error for others."""
     ok = [face for face in faces if face.chip is not None]
-    columns: dict[str, list[float]] = {}
-    if ok:
-        try:
-            result = method(chips_to_tensor([face.chip for face in ok]).to(device))
-            columns = {name: values.tolist() for name, values in result.items()}
-        except ValueError as exc:
-            for face in ok:
-                face.status, face.error, face.chip = "score_error", str(exc), None
-    rows, ok_index = [], 0
+    values = iter(_method_columns([face.chip for face in ok], method, device) if ok else [])
+    rows = []
     for face in faces:
         row = {"path": face.path, "face": face.face, "box": _box_text(face.box), "det_score": face.det_score}
+        status, error = face.status, face.error
         if face.chip is not None:
-            row.update({name: values[ok_index] for name, values in columns.items()})
-            ok_index += 1
-        row.update(status=face.status, error=face.error)
+            columns = next(values)
+            if isinstance(columns, str):
+                status, error = "score_error", columns
+            else:
+                row.update(columns)
+        row.update(status=status, error=error)
         rows.append(row)
     return rows
 

@@ -106,14 +106,8 @@ class RowWriter:
 
 
 def _plain(value: object) -> object:
-    """Empty string for missing values in text formats; floats and ints as they are."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, str) and value == "":
-        return ""
-    return value
+    """NaN becomes a missing value (empty in CSV, null in JSONL and Parquet)."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def _schema(columns: list[str]):
