@@ -4,7 +4,8 @@
 # and on all pairs among the 7,701 pair images.
 #   bash benchmarks/lfw_quality_benchmark.sh
 # Environment: QUALITY_MODELS (default "dlib"), COMPARISON_MODELS (default "dlib sface"),
-# FACEQAN_LFW (default ../shared/data/lfw). Scoring thousands of images takes about an hour
+# FACEQAN_LFW (default ../shared/data/lfw), MAX_IMAGES (only the first N of the 7,701
+# images and the pairs among them; default all). Scoring thousands of images takes about an hour
 # per FaceQAN model here: run it in the background; every embedding and quality is cached
 # in runs/cache, so an interrupted run resumes where it stopped, and a rerun costs minutes.
 # Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>/results.md and are
@@ -22,7 +23,8 @@ for quality in $QUALITY_MODELS; do
   for comparison in $COMPARISON_MODELS; do
     for protocol in official all-pairs; do
       extra=()
-      [ "$protocol" = all-pairs ] && extra=(--all-pairs --bootstrap 30)
+      [ -n "${MAX_IMAGES:-}" ] && extra+=(--max-images "$MAX_IMAGES")
+      [ "$protocol" = all-pairs ] && extra+=(--all-pairs --bootstrap 30)
       out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}"
       "$FAQ" evaluate "$LFW/pairs.txt" "${extra[@]}" --comparison-model "$comparison" --quality-model "$quality" \
         "${methods[@]}" --cache runs/cache --out "$out" --quiet > /dev/null
@@ -33,7 +35,7 @@ done
 {
   echo "# LFW View 2 quality benchmark"
   echo
-  echo "Made by \`bash benchmarks/lfw_quality_benchmark.sh\` (QUALITY_MODELS=\"$QUALITY_MODELS\", COMPARISON_MODELS=\"$COMPARISON_MODELS\")."
+  echo "Made by \`MAX_IMAGES=${MAX_IMAGES:-} QUALITY_MODELS=\"$QUALITY_MODELS\" COMPARISON_MODELS=\"$COMPARISON_MODELS\" bash benchmarks/lfw_quality_benchmark.sh\`."
   for f in docs/lfw/*/results.md; do
     echo
     echo "## $(basename "$(dirname "$f")")"
