@@ -48,3 +48,34 @@ def write_bad_cases(folder: Path) -> dict[str, str]:
         "no_face.png": "no_face",
         "huge.png": "decode_error",
     }
+
+
+def write_odd_mode_faces(folder: Path) -> list[str]:
+    """The face in every odd encoding a photo folder holds; each must decode and score."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = face_rgb()
+    image = Image.fromarray(rgb)
+    image.convert("L").save(folder / "grey.png")
+    image.convert("P").save(folder / "palette.png")
+    image.convert("CMYK").save(folder / "cmyk.jpg", quality=92)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:40, :, 3] = 0  # a transparent band at the top, away from the face
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(folder / "deep16.png")
+    rotated = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1)))  # stored sideways
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise, i.e. upright again
+    rotated.save(folder / "phone.jpg", exif=exif.tobytes(), quality=92)
+    frames = [image.convert("P"), Image.new("RGB", image.size, (10, 10, 10)).convert("P")]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    return ["grey.png", "palette.png", "cmyk.jpg", "alpha.png", "deep16.png", "phone.jpg", "animated.gif"]
+
+
+def write_two_faces(path: Path) -> None:
+    """Two faces side by side, the left one larger."""
+    rgb = face_rgb()
+    small = np.asarray(Image.fromarray(rgb).resize((384, 384)))
+    canvas = np.full((512, 512 + 384, 3), 128, np.uint8)
+    canvas[:, :512] = rgb
+    canvas[64:448, 512:] = small
+    Image.fromarray(canvas).save(path, quality=92)
