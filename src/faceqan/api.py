@@ -8,7 +8,7 @@ from pathlib import Path
 from .algorithm import FaceQAN
 from .faces.prepare import FacePolicy, FacePreparer
 from .models.spec import FaceModel
-from .pipeline import faceqan_method, prepared_batches, score_batch
+from .pipeline import default_batch_size, faceqan_method, prepared_batches, score_batch
 
 
 def score_paths(
@@ -17,13 +17,14 @@ def score_paths(
     scorer: FaceQAN | None = None,
     aligned: bool = False,
     faces: FacePolicy = "largest",
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> list[dict]:
     """One result row per path (per face with ``faces='all'``): quality, its parts, status, error."""
     scorer = scorer or FaceQAN(model)
     method = faceqan_method(scorer)
     preparer = FacePreparer(model.spec, aligned=aligned, faces=faces)
     device = scorer.device
+    batch_size = batch_size or default_batch_size(device)
     rows: list[dict] = []
     for batch in prepared_batches([str(p) for p in paths], preparer, batch_size):
         rows += score_batch(batch, method, device)

@@ -32,7 +32,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="paper", help="paper (section III) or official (its code)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same scores (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 4 on CPU, 32 on GPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1 on CPU, 32 on GPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,14 +94,9 @@ def _scorer(args: argparse.Namespace):
     return model, faceqan_method(scorer)
 
 
-def _default_batch_size(device: str) -> int:
-    # The CPU is compute-bound already at one image (k copies); a GPU wants many.
-    return 4 if device == "cpu" else 32
-
-
 def cmd_score(args: argparse.Namespace) -> int:
     from .faces.prepare import FacePreparer
-    from .pipeline import collect_inputs
+    from .pipeline import collect_inputs, default_batch_size
     from .runner import run_scoring
 
     paths = collect_inputs(args.inputs)
@@ -116,7 +111,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         "variant": args.variant, "seed": args.seed, "aligned": args.aligned, "faces": args.faces,
         "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
     }  # fmt: skip
-    batch_size = args.batch_size or _default_batch_size(args.device)
+    batch_size = args.batch_size or default_batch_size(args.device)
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
     done = sum(summary.statuses.values())
     per_image = summary.seconds / max(1, summary.total_inputs - summary.skipped)

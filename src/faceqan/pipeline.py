@@ -44,6 +44,12 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def default_batch_size(device: str | torch.device) -> int:
+    """Images per batch: 1 on the CPU, where k copies already keep it busy and larger
+    batches measured slower (benchmarks/speed.py); 32 on a GPU, which wants many."""
+    return 1 if torch.device(device).type == "cpu" else 32
+
+
 def chips_to_tensor(chips: list[np.ndarray]) -> torch.Tensor:
     """Stack RGB uint8 chips (S, S, 3) into (N, 3, S, S) float in [-1, 1]."""
     array = np.stack(chips).astype(np.float32)

@@ -13,6 +13,7 @@ import numpy as np
 from ..cache import ResultCache
 from ..faces.prepare import FacePreparer
 from ..models import create_model
+from ..pipeline import default_batch_size
 from ..sinks import read_rows
 from .evaluate import cached_values, comparison_scores, embedding_method, evaluate, plot_curves, results_table
 from .protocols import load_protocol
@@ -52,7 +53,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
 
     protocol = load_protocol(args.protocol, args.all_pairs, args.max_images)
     images = protocol.images
-    batch = args.batch_size or 8
+    batch = args.batch_size or default_batch_size(args.device)
     comparison = create_model(args.comparison_model, args.device)
     embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison)})
     embeddings = cached_values(images, FacePreparer(comparison.spec), embedding_method(comparison), embed_cache, batch, not args.quiet)
