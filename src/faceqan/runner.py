@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,6 @@ def run_scoring(
     progress: bool = True,
 ) -> RunSummary:
     """Score ``paths`` into ``output``; Ctrl-C stops after the rows already written."""
-    import time
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     done = check_resume(output, settings, resume)
