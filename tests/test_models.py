@@ -146,3 +146,12 @@ def test_faceqan_runs_on_a_users_module():
     model = from_module(_random_iresnet(), arcface_spec("mine", "test"))
     parts = faceqan.FaceQAN(model, copies=2, steps=1)(_faces())
     assert parts.quality.shape == (2,) and torch.all((parts.quality >= 0) & (parts.quality <= 1))
+
+
+def test_serfiq_runs_on_a_converted_onnx_graph():
+    from faceqan.baselines import create_baseline
+
+    model = create_model("sface")
+    assert any(isinstance(m, nn.Linear) for m in model.modules())
+    quality = create_baseline("serfiq", model)(_faces())["quality"]
+    assert quality.shape == (2,) and torch.all((quality > 0) & (quality < 1))

@@ -177,6 +177,25 @@ def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_na
     return [folded.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
+def _gemm_as_linear(node, constants: dict[str, torch.Tensor]) -> nn.Linear | None:
+    """An nn.Linear for a Gemm x @ B(^T) + C with constant B and C, alpha = beta = 1."""
+    if node.op_type != "Gemm" or _attr(node, "transA", 0) or _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0:
+        return None
+    if node.input[1] not in constants or (len(node.input) > 2 and node.input[2] and node.input[2] not in constants):
+        return None
+    weight = constants[node.input[1]].float()
+    weight = weight if _attr(node, "transB", 0) else weight.t()
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    if has_bias and constants[node.input[2]].numel() != weight.shape[0]:
+        return None  # a broadcast bias of another shape: leave it to the generic Gemm
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if has_bias:
+            linear.bias.copy_(constants[node.input[2]].float().reshape(-1))
+    return linear
+
+
 class OnnxModule(nn.Module):
     """A torch module computing an ONNX graph (single image input, first output)."""
 
@@ -206,8 +225,15 @@ class OnnxModule(nn.Module):
             else:
                 self.nodes.append(node)
         self.nodes = _fold_batch_norms(self.nodes, constants, self.output_name)
+        # Fully connected layers become nn.Linear modules, so that tools which hook a model's
+        # linear layers (SER-FIQ's dropout) work on converted graphs too.
+        self.linears = nn.ModuleDict()
+        for index, node in enumerate(self.nodes):
+            linear = _gemm_as_linear(node, constants)
+            if linear is not None:
+                self.linears[str(index)] = linear
         # Keep only the constants the runtime nodes read, as buffers so .to(device) moves them.
-        used = {name for node in self.nodes for name in node.input if name in constants}
+        used = {name for i, node in enumerate(self.nodes) if str(i) not in self.linears for name in node.input if name in constants}
         self.constant_names = {name: f"c{i}" for i, name in enumerate(sorted(used))}
         for name, buffer_name in self.constant_names.items():
             value = constants[name]
@@ -217,8 +243,12 @@ class OnnxModule(nn.Module):
         values: dict[str, torch.Tensor] = {self.input_name: x}
         for name, buffer_name in self.constant_names.items():
             values[name] = getattr(self, buffer_name)
-        for node in self.nodes:
-            values[node.output[0]] = OPS[node.op_type](node, *[values[name] for name in node.input if name])
+        for index, node in enumerate(self.nodes):
+            key = str(index)
+            if key in self.linears:
+                values[node.output[0]] = self.linears[key](values[node.input[0]])
+            else:
+                values[node.output[0]] = OPS[node.op_type](node, *[values[name] for name in node.input if name])
         return values[self.output_name]
 
 
