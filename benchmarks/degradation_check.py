@@ -1,6 +1,6 @@
 """Does FaceQAN score a degraded copy of a face lower than the original?
 
-    python benchmarks/degradation_check.py --images 200 [--model dlib] [--eps 0.001]
+    cd benchmarks && python degradation_check.py --images 200 [--model dlib] [--eps EPS]
 
 Takes the first N images of LFW View 2 (pairs.txt order), makes a blurred (Gaussian,
 sigma 2) and downscaled (1/4, then back up) copy of each, scores both through the full
@@ -38,13 +38,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--model", default="dlib")
-    parser.add_argument("--eps", type=float, default=0.001)
+    parser.add_argument("--eps", type=float, default=None, help="default: the model's")
     parser.add_argument("--variant", default="paper")
     parser.add_argument("--lfw", default=DEFAULT_LFW)
     args = parser.parse_args()
 
     paths = read_lfw_pairs(Path(args.lfw) / "pairs.txt").images[: args.images]
     model = create_model(args.model)
+    args.eps = args.eps or model.spec.default_eps
     method = faceqan_method(FaceQAN(model, eps=args.eps, variant=args.variant))
     preparer = FacePreparer(model.spec)
     lower, compared, seconds = 0, 0, 0.0
