@@ -18,8 +18,7 @@ QUALITY_MODELS=${QUALITY_MODELS:-dlib}
 COMPARISON_MODELS=${COMPARISON_MODELS:-dlib sface}
 summary=docs/lfw_benchmark.md
 for quality in $QUALITY_MODELS; do
-  methods=(--method faceqan --method flip --method embedding_norm --method sharpness)
-  [ "$quality" = sface ] || methods+=(--method serfiq)  # SER-FIQ needs an nn.Linear last layer
+  methods=(--method faceqan --method serfiq --method flip --method embedding_norm --method sharpness)
   for comparison in $COMPARISON_MODELS; do
     for protocol in official all-pairs; do
       extra=()
