@@ -52,7 +52,7 @@ def test_output_exists_without_resume_is_refused(tmp_path):
     assert main(["score", str(faces[0]), "-o", str(out), "--resume", *FAST]) == EXIT_OK
     assert len(_rows(out)) == 1
     # Resuming with other settings would mix incomparable scores.
-    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--eps", "0.01", *FAST]) == EXIT_START_FAILED
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--eps", "0.02", *FAST]) == EXIT_START_FAILED
 
 
 def test_missing_input_cannot_start(tmp_path, capsys):
