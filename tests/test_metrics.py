@@ -106,3 +106,25 @@ def test_bootstrap_over_groups_brackets_the_statistic():
     samples = bootstrap(lambda idx: values[idx].mean(), groups, resamples=300)
     low, high = np.percentile(samples, [2.5, 97.5])
     assert low < values.mean() < high and high - low < 0.4
+
+
+def test_paired_differences_show_a_real_gap():
+    from faceqan.evaluation.evaluate import evaluate, results_table
+    from faceqan.evaluation.protocols import Protocol
+
+    rng = np.random.default_rng(0)
+    n_images = 400
+    identity = np.repeat(np.arange(100), 4)
+    first, second = np.triu_indices(n_images, k=1)
+    mated = identity[first] == identity[second]
+    image_quality = rng.uniform(size=n_images)
+    # Mated pairs of low-quality images get low scores: the true quality predicts errors.
+    scores = np.where(mated, 0.05 + 0.6 * np.minimum(image_quality[first], image_quality[second]), 0.0) + rng.normal(0, 0.05, first.size)
+    protocol = Protocol([str(i) for i in range(n_images)], first, second, mated, np.zeros(first.size, int), identity[first], "synthetic")
+    qualities = {"truth": image_quality, "noise": rng.uniform(size=n_images)}
+    results = evaluate(protocol, scores, qualities, fmr=1e-2, resamples=30, random_seeds=2)
+    low, high = results[1].differences["erc_auc@20"]
+    assert 0 < low < high  # the noise method is worse than the truth, and the interval says so
+    assert not results[0].differences
+    _, markdown = results_table(results)
+    assert "Paired 95% bootstrap interval of (method - truth)" in markdown

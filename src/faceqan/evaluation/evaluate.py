@@ -62,6 +62,8 @@ class MethodResult:
     name: str
     values: dict[str, float]
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # 95% paired-bootstrap interval of (this method - the first method), per metric.
+    differences: dict[str, tuple[float, float]] = field(default_factory=dict)
     erc_curve: tuple[np.ndarray, np.ndarray] | None = None
     edc_curve: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -96,6 +98,7 @@ def evaluate(
     random-quality row (mean and spread over seeds)."""
     mated = protocol.mated
     results = []
+    reference_samples = None
     for name, per_image in qualities.items():
         q = np.where(np.isnan(per_image), -np.inf, per_image)
         pq = pair_quality(q[protocol.first], q[protocol.second], how)
@@ -103,9 +106,14 @@ def evaluate(
         result = MethodResult(name, values, erc_curve=(erc_curve.x, erc_curve.y), edc_curve=(edc_curve.x, edc_curve.y))
         if resamples:
             samples = bootstrap(lambda idx: _metrics(scores[idx], mated[idx], pq[idx], fmr, edc_limit, None)[0], protocol.group, resamples)
+            # Every method sees the same resamples (same seed), so differences are paired.
+            reference_samples = samples if reference_samples is None else reference_samples
             for key in values:
                 column = np.array([s[key] for s in samples])
                 result.intervals[key] = (float(np.nanpercentile(column, 2.5)), float(np.nanpercentile(column, 97.5)))
+                if samples is not reference_samples:
+                    difference = column - np.array([s[key] for s in reference_samples])
+                    result.differences[key] = (float(np.nanpercentile(difference, 2.5)), float(np.nanpercentile(difference, 97.5)))
         results.append(result)
     if random_seeds:
         runs = []
@@ -133,8 +141,19 @@ def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
             low, high = result.intervals.get(key, (np.nan, np.nan))
             row.update({key: value, f"{key}_low": low, f"{key}_high": high})
             cells.append(f"{value:.1f}" + (f" [{low:.1f}, {high:.1f}]" if not np.isnan(low) else ""))
+        for key in keys:
+            low, high = result.differences.get(key, (np.nan, np.nan))
+            row.update({f"{key}_diff_low": low, f"{key}_diff_high": high})
         rows.append(row)
         lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+    paired = [r for r in results if r.differences]
+    if paired:
+        reference = next(iter(results)).name
+        lines += ["", f"Paired 95% bootstrap interval of (method - {reference}); an interval above 0 means {reference} is better:", ""]
+        lines.append("| method | " + " | ".join(keys) + " |")
+        lines.append("|---|" + "---|" * len(keys))
+        for result in paired:
+            lines.append(f"| {result.name} | " + " | ".join(f"[{result.differences[k][0]:.1f}, {result.differences[k][1]:.1f}]" for k in keys) + " |")
     return rows, "\n".join(lines) + "\n"
 
 
