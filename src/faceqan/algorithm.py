@@ -129,13 +129,10 @@ class FaceQAN:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
     def _loss_grad(self, adv: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradient of sum(1 - cos(M(adv), target)) w.r.t. adv only, and the similarities."""
         adv = adv.detach().requires_grad_(True)
-        sims = cosine(self._embed(adv), target)
+        sims = cosine(self.model(adv), target)
         (grad,) = torch.autograd.grad((1 - sims).sum(), adv)
         return grad, sims.detach()
 
@@ -151,7 +148,7 @@ class FaceQAN:
         x = images.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         n, k = x.shape[0], self.copies
         with torch.no_grad():
-            both = self._embed(torch.cat([x, x.flip(-1)]))
+            both = self.model(torch.cat([x, x.flip(-1)]))
         clean, flipped = both[:n], both[n:]
         flip_sim = cosine(clean, flipped)
         target = clean.repeat_interleave(k, dim=0)
@@ -171,7 +168,7 @@ class FaceQAN:
             grad, _ = self._loss_grad(adv, target)
             adv = (adv + step * grad.sign()).clamp(-1, 1)
         with torch.no_grad():
-            return cosine(self._embed(adv), target)
+            return cosine(self.model(adv), target)
 
     def _attack_official(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # The official code works on [0, 1] images and normalises inside the model; its

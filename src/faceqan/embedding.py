@@ -9,7 +9,17 @@ import torch
 
 from .faces.prepare import FacePreparer
 from .models.spec import FaceModel
-from .pipeline import chips_to_tensor, prepared_batches
+from .pipeline import Method, prepared_batches, score_batch
+
+
+def embedding_method(model: FaceModel) -> Method:
+    """The model's embedding as a scoring method (one ``embedding`` column per face)."""
+
+    def method(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {"embedding": model(images).cpu()}
+
+    return method
 
 
 def embed_paths(
@@ -18,14 +28,13 @@ def embed_paths(
     """Embedding of the first face row of each path, and the error of each path that has none."""
     embeddings: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
+    method = embedding_method(model)
     for faces in prepared_batches(paths, preparer, batch_size):
-        faces = [face for face in faces if face.face == 0]
-        for face in faces:
-            if face.chip is None:
-                errors[face.path] = f"{face.status}: {face.error}"
-        ok = [face for face in faces if face.chip is not None]
-        if ok:
-            with torch.no_grad():
-                vectors = model(chips_to_tensor([face.chip for face in ok]).to(device)).cpu().numpy()
-            embeddings.update({face.path: vector for face, vector in zip(ok, vectors)})
+        for row in score_batch(faces, method, device):
+            if row["face"] != 0:
+                continue
+            if row["status"] == "ok":
+                embeddings[row["path"]] = np.asarray(row["embedding"], np.float32)
+            else:
+                errors[row["path"]] = f"{row['status']}: {row['error']}"
     return embeddings, errors

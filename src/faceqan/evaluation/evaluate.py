@@ -34,16 +34,6 @@ def cached_values(
     return {path: cache.get(digests[path]) for path in paths}
 
 
-def embedding_method(model) -> Method:
-    import torch
-
-    def method(images):
-        with torch.no_grad():
-            return {"embedding": model(images).cpu()}
-
-    return method
-
-
 def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | None]) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarity of each pair, and which pairs have both embeddings."""
     size = max((len(e) for e in embeddings.values() if e is not None), default=0)

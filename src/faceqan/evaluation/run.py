@@ -15,7 +15,8 @@ from ..faces.prepare import FacePreparer
 from ..models import create_model
 from ..pipeline import default_batch_size
 from ..sinks import read_rows
-from .evaluate import cached_values, comparison_scores, embedding_method, evaluate, plot_curves, results_table
+from ..embedding import embedding_method
+from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
 from .protocols import load_protocol
 
 FACEQAN_COLUMNS = {"faceqan": "quality", "faceqan q_adv (no symmetry)": "q_adv", "s_f (from faceqan)": "flip_sim"}
