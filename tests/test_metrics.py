@@ -5,6 +5,7 @@ import pytest
 
 from faceqan.evaluation.metrics import (
     Curve,
+    NonmatedPairs,
     area,
     best_area,
     bootstrap,
@@ -66,6 +67,43 @@ def test_random_quality_gives_a_flat_erc_on_average():
     assert abs(mean[1] - mean[0]) < 0.02 and abs(mean[2] - mean[0]) < 0.02
 
 
+def _naive_erc(mated, mated_q, nonmated, nonmated_q, fmr, fractions):
+    """The ERC's definition, read literally: filter, then threshold on what remains."""
+    cuts = [-np.inf if c == 0 else np.sort(mated_q)[c - 1] for c in np.floor(fractions * mated.size + 1e-9).astype(int)]
+    order = np.argsort(mated_q, kind="stable")
+    values = []
+    for fraction, cut in zip(fractions, cuts):
+        kept = nonmated[nonmated_q > cut]
+        remaining = mated[order[int(np.floor(fraction * mated.size + 1e-9)) :]]
+        values.append(fnmr(remaining, threshold_at_fmr(kept, fmr)) if kept.size else np.nan)
+    return np.array(values)
+
+
+@pytest.mark.parametrize("fmr", [0.0, 1e-3, 0.05])
+def test_fast_weighted_erc_equals_the_definition_on_expanded_pairs(fmr):
+    mated, mated_q, nonmated, nonmated_q = _synthetic(seed=3, n_mated=500, n_nonmated=30000)
+    rng = np.random.default_rng(4)
+    # Ties in quality and score, and unscored images (quality -inf, discarded first).
+    mated_q, nonmated_q = np.round(mated_q, 2), np.round(nonmated_q, 2)
+    nonmated = np.round(nonmated, 3)
+    nonmated_q[rng.uniform(size=nonmated_q.size) < 0.01] = -np.inf
+    weights = rng.integers(0, 3, nonmated.size)  # a bootstrap resample's draw counts
+    fractions = np.round(np.arange(0, 0.96, 0.05), 2)
+    fast = erc(mated, mated_q, nonmated, nonmated_q, fmr, fractions, nonmated_weights=weights)
+    expected = _naive_erc(mated, mated_q, np.repeat(nonmated, weights), np.repeat(nonmated_q, weights), fmr, fractions)
+    np.testing.assert_array_equal(fast.y, expected)
+    prepared = NonmatedPairs(nonmated, nonmated_q)
+    prepared = erc(mated, mated_q, prepared, None, fmr, fractions, weights[prepared.order])
+    np.testing.assert_array_equal(prepared.y, expected)
+    assert threshold_at_fmr(nonmated, fmr, weights) == threshold_at_fmr(np.repeat(nonmated, weights), fmr)
+
+
+def test_erc_refuses_unordered_fractions():
+    mated, mated_q, nonmated, nonmated_q = _synthetic(n_mated=50, n_nonmated=100)
+    with pytest.raises(ValueError, match="ascending"):
+        erc(mated, mated_q, nonmated, nonmated_q, 1e-3, np.array([0.2, 0.1]))
+
+
 def test_informative_quality_lowers_the_erc():
     mated, mated_q, nonmated, nonmated_q = _synthetic()
     curve = erc(mated, mated_q, nonmated, nonmated_q, 1e-3, np.array([0.0, 0.2, 0.4]))
@@ -103,7 +141,7 @@ def test_bootstrap_over_groups_brackets_the_statistic():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(200), 5)
     values = rng.normal(1.0, 1.0, size=groups.size)
-    samples = bootstrap(lambda idx: values[idx].mean(), groups, resamples=300)
+    samples = bootstrap(lambda weights: np.average(values, weights=weights), groups, resamples=300)
     low, high = np.percentile(samples, [2.5, 97.5])
     assert low < values.mean() < high and high - low < 0.4
 

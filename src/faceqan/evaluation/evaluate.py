@@ -11,7 +11,7 @@ import numpy as np
 from ..cache import ResultCache, file_digest
 from ..faces.prepare import FacePreparer
 from ..pipeline import Method, prepared_batches, score_batch
-from .metrics import area, bootstrap, edc, edc_threshold, erc, pair_quality, pauc
+from .metrics import NonmatedPairs, area, bootstrap, edc, erc, pair_quality, pauc
 from .protocols import Protocol
 
 AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
@@ -58,15 +58,38 @@ class MethodResult:
     edc_curve: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _metrics(scores, mated, pq, fmr: float, edc_limit: float, threshold: float | None) -> tuple[dict[str, float], object, object]:
-    ms, mq, ns, nq = scores[mated], pq[mated], scores[~mated], pq[~mated]
-    if ms.size == 0 or ns.size == 0:  # a bootstrap resample can lack one kind
+@dataclass(frozen=True)
+class _RankedPairs:
+    """One method's pairs, prepared once for its full-set figures and all its bootstrap
+    resamples: mated scores and qualities, and the non-mated ones as ``NonmatedPairs``."""
+
+    mated: np.ndarray  # pair indices
+    nonmated: np.ndarray  # pair indices in descending score order, as in nonmated_pairs
+    mated_scores: np.ndarray
+    mated_quality: np.ndarray
+    nonmated_pairs: NonmatedPairs
+
+    @classmethod
+    def build(cls, scores: np.ndarray, pq: np.ndarray, mated: np.ndarray, nonmated_descending: np.ndarray) -> "_RankedPairs":
+        """``nonmated_descending``: the non-mated pair indices, highest score first (shared by all methods)."""
+        identity = np.arange(nonmated_descending.size)
+        prepared = NonmatedPairs(scores[nonmated_descending], pq[nonmated_descending], order=identity)
+        return cls(mated, nonmated_descending, scores[mated], pq[mated], prepared)
+
+
+def _metrics(pairs: _RankedPairs, fmr: float, edc_limit: float, weights: np.ndarray | None = None) -> tuple[dict[str, float], object, object]:
+    """ERC / EDC figures; ``weights``: each pair's bootstrap draw count (None: each once)."""
+    ms, mq = pairs.mated_scores, pairs.mated_quality
+    nw = np.ones(pairs.nonmated.size) if weights is None else weights[pairs.nonmated].astype(float)
+    if weights is not None:
+        ms, mq = np.repeat(ms, weights[pairs.mated]), np.repeat(mq, weights[pairs.mated])
+    if ms.size == 0 or not nw.any():  # a bootstrap resample can lack one kind
         keys = [f"erc_auc@{int(l * 100)}" for l in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best", "fnmr@0"]
         return dict.fromkeys(keys, float("nan")), None, None
-    erc_curve = erc(ms, mq, ns, nq, fmr, ERC_FRACTIONS)
+    erc_curve = erc(ms, mq, pairs.nonmated_pairs, None, fmr, ERC_FRACTIONS, nw)
     values = {f"erc_auc@{int(l * 100)}": area(erc_curve, l) * 1e3 for l in AUC_LIMITS}
-    edc_threshold_value = threshold if threshold is not None else edc_threshold(ms, ns, fmr=fmr)
-    edc_curve = edc(ms, mq, edc_threshold_value)
+    # EDC's threshold: at the target FMR on all non-mated pairs, whatever their quality.
+    edc_curve = edc(ms, mq, pairs.nonmated_pairs.threshold(nw, float(nw.sum()), fmr))
     values["edc_pauc@20"] = pauc(edc_curve, edc_limit) * 1e3
     values["edc_pauc@20-best"] = pauc(edc_curve, edc_limit, minus_best=True) * 1e3
     values["fnmr@0"] = float(erc_curve.y[0])
@@ -86,16 +109,19 @@ def evaluate(
     """Metrics for each quality method (per-image arrays aligned with protocol.images; NaN
     = no quality, rejected first), with bootstrap 95% intervals over identities, plus a
     random-quality row (mean and spread over seeds)."""
-    mated = protocol.mated
+    mated = np.flatnonzero(protocol.mated)
+    nonmated = np.flatnonzero(~protocol.mated)
+    nonmated = nonmated[np.argsort(-scores[nonmated], kind="stable")]
     results = []
     reference_samples = None
     for name, per_image in qualities.items():
         q = np.where(np.isnan(per_image), -np.inf, per_image)
         pq = pair_quality(q[protocol.first], q[protocol.second], how)
-        values, erc_curve, edc_curve = _metrics(scores, mated, pq, fmr, edc_limit, None)
+        pairs = _RankedPairs.build(scores, pq, mated, nonmated)
+        values, erc_curve, edc_curve = _metrics(pairs, fmr, edc_limit)
         result = MethodResult(name, values, erc_curve=(erc_curve.x, erc_curve.y), edc_curve=(edc_curve.x, edc_curve.y))
         if resamples:
-            samples = bootstrap(lambda idx: _metrics(scores[idx], mated[idx], pq[idx], fmr, edc_limit, None)[0], protocol.group, resamples)
+            samples = bootstrap(lambda weights: _metrics(pairs, fmr, edc_limit, weights)[0], protocol.group, resamples)
             # Every method sees the same resamples (same seed), so differences are paired.
             reference_samples = samples if reference_samples is None else reference_samples
             for key in values:
@@ -109,7 +135,8 @@ def evaluate(
         runs = []
         for seed in range(random_seeds):
             q = np.random.default_rng(seed).uniform(size=len(protocol.images))
-            runs.append(_metrics(scores, mated, pair_quality(q[protocol.first], q[protocol.second], how), fmr, edc_limit, None)[0])
+            pq = pair_quality(q[protocol.first], q[protocol.second], how)
+            runs.append(_metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit)[0])
         keys = runs[0].keys()
         mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         spread = {k: (mean[k] - float(np.std([r[k] for r in runs])), mean[k] + float(np.std([r[k] for r in runs]))) for k in keys}

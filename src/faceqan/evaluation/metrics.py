@@ -32,17 +32,48 @@ def pair_quality(q1: np.ndarray, q2: np.ndarray, how: str = "min") -> np.ndarray
     return combine[how](np.asarray(q1, float), np.asarray(q2, float))
 
 
-def threshold_at_fmr(nonmated_scores: np.ndarray, fmr: float) -> float:
-    """The lowest threshold whose FMR (share of non-mated scores >= it) is at most ``fmr``."""
+def threshold_at_fmr(nonmated_scores: np.ndarray, fmr: float, weights: np.ndarray | None = None, descending: bool = False) -> float:
+    """The lowest threshold whose FMR (share of non-mated scores >= it) is at most ``fmr``;
+    ``weights``: how many times each score counts; ``descending``: scores already sorted so."""
     scores = np.asarray(nonmated_scores, float)
     if scores.size == 0:
         raise ValueError("no non-mated scores left to set a threshold on")
-    allowed = int(np.floor(fmr * scores.size + 1e-9))  # number of false matches allowed
-    if allowed >= scores.size:
-        return float(scores.min())
-    # Accept strictly above the (allowed + 1)-th highest score (a partial sort is enough).
-    position = scores.size - 1 - allowed
-    return float(np.nextafter(np.partition(scores, position)[position], np.inf))
+    if weights is None and not descending:
+        allowed = int(np.floor(fmr * scores.size + 1e-9))  # number of false matches allowed
+        if allowed >= scores.size:
+            return float(scores.min())
+        # Accept strictly above the (allowed + 1)-th highest score (a partial sort is enough).
+        position = scores.size - 1 - allowed
+        return float(np.nextafter(np.partition(scores, position)[position], np.inf))
+    weights = np.ones(scores.size) if weights is None else np.asarray(weights, float)
+    if not descending:
+        order = np.argsort(-scores, kind="stable")
+        scores, weights = scores[order], weights[order]
+    return _threshold_descending(scores, weights, float(weights.sum()), fmr)
+
+
+def _threshold_descending(
+    scores: np.ndarray, weights: np.ndarray, total: float, fmr: float, quality: np.ndarray | None = None, cut: float = -np.inf
+) -> float:
+    """``threshold_at_fmr`` for scores in descending order, each counted ``weights`` times,
+    of the pairs with quality > cut (all when ``quality`` is None; ``total``: their weight).
+    Reads only the top of the list, so a threshold among millions of scores is cheap."""
+    if total <= 0:
+        raise ValueError("no non-mated scores left to set a threshold on")
+    allowed = int(np.floor(fmr * total + 1e-9))
+    if allowed >= total:
+        counted = weights > 0 if quality is None else (weights > 0) & (quality > cut)
+        return float(scores[counted].min())
+    start, size, seen = 0, 4096, 0.0
+    while start < scores.size:
+        end = start + size
+        chunk = weights[start:end] if quality is None else np.where(quality[start:end] > cut, weights[start:end], 0)
+        counted = np.cumsum(chunk) + seen
+        hit = int(np.searchsorted(counted, allowed + 1))  # the (allowed + 1)-th highest counted score
+        if hit < counted.size:
+            return float(np.nextafter(scores[start + hit], np.inf))
+        seen, start, size = float(counted[-1]), end, size * 2
+    raise ValueError("fewer non-mated pairs than their weights say")
 
 
 def fnmr(mated_scores: np.ndarray, threshold: float) -> float:
@@ -65,24 +96,61 @@ def _quality_cuts(mated_quality: np.ndarray, fractions: np.ndarray) -> np.ndarra
     return np.array([-np.inf if c == 0 else ordered[c - 1] for c in counts])
 
 
+class NonmatedPairs:
+    """Non-mated comparison scores with their pair qualities, prepared once (highest score
+    first, qualities ranked) so that ERCs under many bootstrap weightings read only what
+    they need: the top of the score list and a count per quality level."""
+
+    def __init__(self, scores: np.ndarray, quality: np.ndarray, order: np.ndarray | None = None):
+        """``order``: the scores' descending order if already known (shared by many methods)."""
+        scores, quality = np.asarray(scores, float), np.asarray(quality, float)
+        order = np.argsort(-scores, kind="stable") if order is None else order
+        self.scores, self.quality = scores[order], quality[order]
+        self.order = order  # reorders per-pair arrays (weights) like the scores
+        self.levels, self.rank = np.unique(self.quality, return_inverse=True)
+
+    def kept_weight(self, weights: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """For each cut, the total weight of the pairs with quality > cut (weights in score order)."""
+        at_or_below = np.concatenate([[0.0], np.cumsum(np.bincount(self.rank, weights=weights, minlength=self.levels.size))])
+        return at_or_below[-1] - at_or_below[np.searchsorted(self.levels, cuts, side="right")]
+
+    def threshold(self, weights: np.ndarray, kept: float, fmr: float, cut: float | None = None) -> float:
+        """The threshold at ``fmr`` among the pairs with quality > cut (all pairs: cut None)."""
+        return _threshold_descending(self.scores, weights, kept, fmr, None if cut is None else self.quality, -np.inf if cut is None else cut)
+
+
 def erc(
     mated_scores: np.ndarray,
     mated_quality: np.ndarray,
-    nonmated_scores: np.ndarray,
-    nonmated_quality: np.ndarray,
+    nonmated_scores: np.ndarray | NonmatedPairs,
+    nonmated_quality: np.ndarray | None = None,
     fmr: float = 1e-3,
     fractions: np.ndarray | None = None,
+    nonmated_weights: np.ndarray | None = None,
 ) -> Curve:
-    """FNMR at a threshold re-derived at ``fmr`` on what remains, for each discard fraction."""
+    """FNMR at a threshold re-derived at ``fmr`` on what remains, for each discard fraction.
+
+    The non-mated pairs come as scores and qualities, or prepared once as ``NonmatedPairs``
+    (then ``nonmated_quality`` is None) when many ERCs are drawn from millions of pairs;
+    ``nonmated_weights``: how many times each non-mated pair counts (a bootstrap resample's
+    draws), in the order of the scores given (for ``NonmatedPairs``: in its score order)."""
     fractions = np.linspace(0, 0.95, 191) if fractions is None else np.asarray(fractions, float)
+    if np.any(np.diff(fractions) < 0):
+        raise ValueError("discard fractions must be in ascending order")
     ms, mq = np.asarray(mated_scores, float), np.asarray(mated_quality, float)
-    ns, nq = np.asarray(nonmated_scores, float), np.asarray(nonmated_quality, float)
+    nw = None if nonmated_weights is None else np.asarray(nonmated_weights, float)
+    if isinstance(nonmated_scores, NonmatedPairs):
+        nonmated = nonmated_scores
+    else:
+        nonmated = NonmatedPairs(nonmated_scores, nonmated_quality)
+        nw = None if nw is None else nw[nonmated.order]
+    nw = np.ones(nonmated.scores.size) if nw is None else nw
     mated_order = np.argsort(mq, kind="stable")
+    cuts = _quality_cuts(mq, fractions)
     values = []
-    for fraction, cut in zip(fractions, _quality_cuts(mq, fractions)):
+    for fraction, cut, kept in zip(fractions, cuts, nonmated.kept_weight(nw, cuts)):
         kept_mated = ms[mated_order[int(np.floor(fraction * ms.size + 1e-9)) :]]
-        kept_nonmated = ns[nq > cut]
-        values.append(fnmr(kept_mated, threshold_at_fmr(kept_nonmated, fmr)) if kept_nonmated.size else np.nan)
+        values.append(fnmr(kept_mated, nonmated.threshold(nw, kept, fmr, cut)) if kept > 0 else np.nan)
     return Curve(fractions, np.array(values))
 
 
@@ -141,14 +209,13 @@ def best_area(start_error: float, limit: float) -> float:
 def bootstrap(
     statistic: Callable[[np.ndarray], float], groups: np.ndarray, resamples: int = 200, seed: int = 0
 ) -> np.ndarray:
-    """``statistic(pair_indices)`` over resamples of the groups (identities) with replacement:
-    every pair of a drawn group is taken, as many times as the group is drawn."""
-    groups = np.asarray(groups)
-    unique, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(unique.size)]
+    """``statistic(weights)`` over resamples of the groups (identities) with replacement:
+    ``weights[i]`` is how many times pair i's group was drawn (every pair of a drawn group
+    counts once per draw)."""
+    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
-        drawn = rng.integers(0, unique.size, unique.size)
-        values.append(statistic(np.concatenate([members[g] for g in drawn])))
+        draws = np.bincount(rng.integers(0, unique.size, unique.size), minlength=unique.size)
+        values.append(statistic(draws[inverse]))
     return np.array(values)
