@@ -155,3 +155,16 @@ def test_serfiq_runs_on_a_converted_onnx_graph():
     assert any(isinstance(m, nn.Linear) for m in model.modules())
     quality = create_baseline("serfiq", model)(_faces())["quality"]
     assert quality.shape == (2,) and torch.all((quality > 0) & (quality < 1))
+
+
+@pytest.mark.parametrize("slope_shape", [(6, 1, 1), (1, 6, 1, 1), (1,), (5,), (1, 1, 4, 5)])
+def test_onnx_prelu_matches_its_definition_for_every_slope_shape(slope_shape):
+    from faceqan.models.onnx_module import _prelu
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 6, 4, 5, generator=generator, requires_grad=True)
+    slope = torch.rand(slope_shape, generator=generator) - 0.3  # some negative slopes too
+    weights = torch.randn(x.shape, generator=generator)
+    expected = torch.where(x >= 0, x, x * slope)  # ONNX's definition, numpy broadcasting
+    torch.testing.assert_close(_prelu(x, slope), expected)
+    torch.testing.assert_close(torch.autograd.grad((_prelu(x, slope) * weights).sum(), x)[0], torch.autograd.grad((expected * weights).sum(), x)[0])
