@@ -75,3 +75,20 @@ def test_lfw_protocols(lfw_root):
     everything = load_protocol(str(lfw_root / "pairsDevTest.txt"), everything=True)
     n = len(everything.images)
     assert len(everything) == n * (n - 1) // 2 and everything.mated.sum() > 500
+
+
+def test_comparison_scores_in_chunks_are_the_cosines_and_flag_missing_embeddings():
+    from faceqan.evaluation.evaluate import comparison_scores
+    from faceqan.evaluation.protocols import all_pairs
+
+    rng = np.random.default_rng(0)
+    images = [f"/ids/{name}/{i}.jpg" for name in ("a", "b", "c") for i in range(3)]
+    protocol = all_pairs(images, "nine")
+    vectors = rng.normal(size=(len(images), 4))
+    embeddings = {path: list(vector) for path, vector in zip(images, vectors)}
+    embeddings[images[4]] = None  # no face for the comparison model
+    scores, valid = comparison_scores(protocol, embeddings, chunk=5)  # 36 pairs: 8 chunks
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = np.sum(unit[protocol.first] * unit[protocol.second], axis=1)
+    np.testing.assert_array_equal(valid, (protocol.first != 4) & (protocol.second != 4))
+    np.testing.assert_allclose(scores[valid], expected[valid])

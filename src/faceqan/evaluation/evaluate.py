@@ -34,7 +34,7 @@ def cached_values(
     return {path: cache.get(digests[path]) for path in paths}
 
 
-def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | None]) -> tuple[np.ndarray, np.ndarray]:
+def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | None], chunk: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarity of each pair, and which pairs have both embeddings."""
     size = max((len(e) for e in embeddings.values() if e is not None), default=0)
     matrix = np.full((len(protocol.images), size), np.nan)
@@ -43,7 +43,11 @@ def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | No
             matrix[i] = embeddings[path]
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     valid = ~np.isnan(matrix[:, 0])
-    scores = np.einsum("ij,ij->i", matrix[protocol.first], matrix[protocol.second]) if size else np.zeros(len(protocol))
+    scores = np.zeros(len(protocol))
+    # In chunks: all pairs among 7,701 LFW images are 30 M pairs, 60 GB of gathered embeddings.
+    for start in range(0, len(protocol) if size else 0, chunk):
+        stop = start + chunk
+        scores[start:stop] = np.einsum("ij,ij->i", matrix[protocol.first[start:stop]], matrix[protocol.second[start:stop]])
     return scores, valid[protocol.first] & valid[protocol.second]
 
 
