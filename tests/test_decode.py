@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from faceqan.errors import DecodeError
-from faceqan.faces.decode import NEUTRAL_BACKGROUND, decode_image
+from faceqan.faces.decode import NEUTRAL_BACKGROUND, decode_bytes, decode_image
 
 from helpers import face_rgb, jpeg_bytes
 
@@ -105,5 +105,8 @@ def test_arbitrary_bytes_give_an_image_or_our_error(tmp_path, content):
     try:
         out = decode_image(path)
     except DecodeError:
+        with pytest.raises(DecodeError):  # the same bytes uploaded fail the same way
+            decode_bytes(content)
         return
     assert out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8
+    np.testing.assert_array_equal(decode_bytes(content), out)

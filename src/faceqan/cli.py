@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
+    _add_faceqan_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
+    serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
+    serve.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    serve.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
+    serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    serve.add_argument("--quiet", action="store_true", help="no request log")
+
     demo = commands.add_parser("demo", help="score a built-in photo and degraded copies of it, and rank them")
     _add_faceqan_options(demo)
 
@@ -143,6 +153,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import QualityService, make_server
+
+    model, method = _scorer(args)
+    settings = {"model": args.model, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}
+    service = QualityService(model, method, settings, args.device, min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels)
+    server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
+    host, port = server.server_address[:2]
+    print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health); Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # the normal way to stop a server
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -170,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
-    commands = {"score": cmd_score, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

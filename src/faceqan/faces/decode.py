@@ -7,6 +7,7 @@ over-large files (a pixel limit against decompression bombs).
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
@@ -44,11 +45,22 @@ def decode_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
     if size == 0:
         raise DecodeError("empty file")
+    return _decode(path, max_pixels)
+
+
+def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An encoded image held in memory (an upload) as an (H, W, 3) uint8 RGB array."""
+    if not data:
+        raise DecodeError("empty file")
+    return _decode(io.BytesIO(data), max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Our own pixel limit is checked below; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise DecodeError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
@@ -65,4 +77,3 @@ def decode_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         raise DecodeError(f"image too large: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error) as exc:
         raise DecodeError(f"corrupt or truncated image: {exc}") from exc
-

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import BadImageError, ItemError, ManyFacesError, NoFaceError
 from ..models.spec import ModelSpec
 from .align import align_face
-from .decode import DEFAULT_MAX_PIXELS, decode_image
+from .decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_image
 from .detect import YuNetDetector
 
 FacePolicy = Literal["largest", "all", "error"]
@@ -59,6 +59,14 @@ class FacePreparer:
         except ItemError as error:
             return [PreparedFace.failed(path, error)]
         return self.from_array(path, rgb)
+
+    def from_bytes(self, name: str, data: bytes) -> list[PreparedFace]:
+        """Prepare an encoded image held in memory (an upload); ``name`` goes in the path column."""
+        try:
+            rgb = decode_bytes(data, self.max_pixels)
+        except ItemError as error:
+            return [PreparedFace.failed(name, error)]
+        return self.from_array(name, rgb)
 
     def from_array(self, name: str, rgb: np.ndarray) -> list[PreparedFace]:
         """Prepare an already decoded RGB uint8 image; ``name`` goes in the path column."""
