@@ -26,7 +26,7 @@ DLIB_SPEC = ModelSpec(
     input_std=1.0,
     notes="then dlib's own (x - (122.782, 117.001, 104.298)) / 256; aligned to dlib's 150 px chip (fitted template)",
     # At the paper's 0.001 the attack barely moves dlib's embedding and Q ranks like s_f alone;
-    # 0.01 gave the lowest mean ERC AUC on LFW View 1 (benchmarks/eps_study.sh; README).
+    # 0.01 gave the lowest mean ERC AUC on LFW View 1 (benchmarks/hyper_study.sh; README).
     default_eps=0.01,
 )
 
