@@ -8,8 +8,8 @@
 # images and the pairs among them; default all). Scoring thousands of images takes about an hour
 # per FaceQAN model here: run it in the background; every embedding and quality is cached
 # in runs/cache, so an interrupted run resumes where it stopped, and a rerun costs minutes.
-# Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>/results.md and are
-# gathered in docs/lfw_benchmark.md.
+# Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>[_first<N>]/results.md
+# and are gathered in docs/lfw_benchmark.md (each table's header says its protocol and settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LFW=${FACEQAN_LFW:-../shared/data/lfw}
@@ -24,7 +24,7 @@ for quality in $QUALITY_MODELS; do
       extra=()
       [ -n "${MAX_IMAGES:-}" ] && extra+=(--max-images "$MAX_IMAGES")
       [ "$protocol" = all-pairs ] && extra+=(--all-pairs --bootstrap 30)
-      out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}"
+      out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}${MAX_IMAGES:+_first$MAX_IMAGES}"
       "$FAQ" evaluate "$LFW/pairs.txt" "${extra[@]}" --comparison-model "$comparison" --quality-model "$quality" \
         "${methods[@]}" --cache runs/cache --out "$out" --quiet > /dev/null
       echo "wrote $out/results.md"
@@ -34,7 +34,10 @@ done
 {
   echo "# LFW View 2 quality benchmark"
   echo
-  echo "Made by \`MAX_IMAGES=${MAX_IMAGES:-} QUALITY_MODELS=\"$QUALITY_MODELS\" COMPARISON_MODELS=\"$COMPARISON_MODELS\" bash benchmarks/lfw_quality_benchmark.sh\`."
+  echo "Made by \`QUALITY_MODELS=... COMPARISON_MODELS=... bash benchmarks/lfw_quality_benchmark.sh\`:"
+  echo "sections named <quality>-quality_<comparison>-errors_<protocol> cover all 7,701 images; those"
+  echo "ending in _first<N> were made with \`MAX_IMAGES=N\` on the first N images only. Each table's"
+  echo "header gives its protocol, models and settings."
   for f in docs/lfw/*/results.md; do
     echo
     echo "## $(basename "$(dirname "$f")")"
