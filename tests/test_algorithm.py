@@ -1,5 +1,7 @@
 """FaceQAN's attack on tiny models whose gradients are known or easy to transcribe."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,21 @@ def test_non_finite_images_are_refused(tiny_net, tiny_images):
     tiny_images[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         FaceQAN(tiny_net)(tiny_images)
+
+
+def test_eps_calibration_reaches_the_target_similarity(tiny_net, tiny_images):
+    from faceqan.calibration import calibrate_eps, median_mean_similarity
+
+    weak, strong = (median_mean_similarity(tiny_net, tiny_images, eps, 3, 4, "paper", 0, 5) for eps in (0.001, 0.05))
+    assert strong < weak < 1  # a larger pixel budget moves the embedding further
+    result = calibrate_eps(tiny_net, tiny_images, target_similarity=0.95, start_eps=0.001, steps=3, copies=4, batch_size=5)
+    assert abs(math.log(1 - result.similarity) - math.log(0.05)) <= 0.1, result.tried
+    assert (result.eps, result.similarity) in result.tried
+    assert result.similarity == median_mean_similarity(tiny_net, tiny_images, result.eps, 3, 4, "paper", 0, 5)
+
+
+def test_eps_calibration_refuses_bad_targets(tiny_net, tiny_images):
+    from faceqan.calibration import calibrate_eps
+
+    with pytest.raises(ValueError, match="target similarity"):
+        calibrate_eps(tiny_net, tiny_images, target_similarity=1.2)

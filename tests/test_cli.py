@@ -116,3 +116,21 @@ def test_a_failing_item_does_not_sink_its_batch():
     rows = score_batch([PreparedFace(f"f{i}", chip=c) for i, c in enumerate(chips)], picky)
     assert [r["status"] for r in rows] == ["ok", "score_error", "ok"]
     assert "saturated" in rows[1]["error"] and rows[0]["quality"] < rows[2]["quality"]
+
+
+def test_calibrate_prints_the_eps_that_reaches_the_target(tmp_path, capsys):
+    import re
+
+    write_face_folder(tmp_path / "faces", count=2)
+    write_bad_cases(tmp_path / "faces")  # files without a face are skipped
+    assert main(["calibrate", str(tmp_path / "faces"), "--copies", "2", "--steps", "1", "--target-sim", "0.99"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "model dlib, 2 faces" in out
+    eps, similarity = re.search(r"eps (\S+) gives a median mean_sim of (\S+) \(target 0.99\): use --eps", out).groups()
+    assert abs(float(similarity) - 0.99) < 0.003 and float(eps) > 0
+
+
+def test_calibrate_without_faces_cannot_start(tmp_path, capsys):
+    write_bad_cases(tmp_path / "bad")
+    assert main(["calibrate", str(tmp_path / "bad")]) == EXIT_START_FAILED
+    assert "no face found" in capsys.readouterr().err

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
     serve.add_argument("--quiet", action="store_true", help="no request log")
 
+    calibrate = commands.add_parser("calibrate", help="choose eps for a model: the eps at which the attack lowers the median mean_sim to a target")
+    calibrate.add_argument("inputs", nargs="+", help="face images (files, folders, .txt lists): a few dozen typical ones")
+    _add_faceqan_options(calibrate)
+    calibrate.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
+    calibrate.add_argument("--target-sim", type=float, default=None, help="median mean_sim to reach (default 0.96, what dlib's View-1-chosen eps gives)")
+    calibrate.add_argument("--max-images", type=int, default=50, help="use at most this many faces (default 50)")
+
     demo = commands.add_parser("demo", help="score a built-in photo and degraded copies of it, and rank them")
     _add_faceqan_options(demo)
 
@@ -171,6 +178,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import DEFAULT_TARGET_SIMILARITY, calibrate_eps
+    from .faces.prepare import FacePreparer
+    from .pipeline import chips_to_tensor, collect_inputs
+
+    model, _ = _scorer(args)
+    preparer = FacePreparer(model.spec, args.aligned)
+    chips = []
+    for path in collect_inputs(args.inputs):
+        chips += [face.chip for face in preparer(path) if face.chip is not None]
+        if len(chips) >= args.max_images:
+            break
+    if not chips:
+        print("faceqan: no face found in the inputs", file=sys.stderr)
+        return EXIT_START_FAILED
+    target = args.target_sim if args.target_sim is not None else DEFAULT_TARGET_SIMILARITY
+    result = calibrate_eps(
+        model, chips_to_tensor(chips[: args.max_images]).to(args.device), target, args.eps, args.steps, args.copies, args.variant, args.seed
+    )
+    print(f"model {args.model}, {min(len(chips), args.max_images)} faces, l {args.steps}, k {args.copies}, {args.variant}: median mean_sim per eps")
+    for eps, similarity in result.tried:
+        print(f"  eps {eps:.6g}: {similarity:.4f}")
+    print(f"eps {result.eps:.3g} gives a median mean_sim of {result.similarity:.4f} (target {target:g}): use --eps {result.eps:.3g}")
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -198,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
-    commands = {"score": cmd_score, "serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
