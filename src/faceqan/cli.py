@@ -179,19 +179,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from .calibration import DEFAULT_TARGET_SIMILARITY, calibrate_eps
     from .faces.prepare import FacePreparer
     from .pipeline import chips_to_tensor, collect_inputs
 
     model, _ = _scorer(args)
     preparer = FacePreparer(model.spec, args.aligned)
-    chips = []
+    chips, failures = [], Counter()
     for path in collect_inputs(args.inputs):
-        chips += [face.chip for face in preparer(path) if face.chip is not None]
+        for face in preparer(path):
+            if face.chip is not None:
+                chips.append(face.chip)
+            else:
+                failures[face.status] += 1
         if len(chips) >= args.max_images:
             break
     if not chips:
-        print("faceqan: no face found in the inputs", file=sys.stderr)
+        found = ", ".join(f"{status} {count}" for status, count in sorted(failures.items()))
+        print(f"faceqan: no face found in the inputs ({found or 'no inputs'})", file=sys.stderr)
         return EXIT_START_FAILED
     target = args.target_sim if args.target_sim is not None else DEFAULT_TARGET_SIMILARITY
     result = calibrate_eps(
