@@ -30,7 +30,7 @@ class ModelSpec:
     input_std: float = 127.5
     bgr: bool = False
     notes: str = ""
-    default_eps: float = 0.001  # FaceQAN's eps for this model (the paper's 0.001 unless measured otherwise)
+    default_eps: float = 0.001  # FaceQAN's eps for this model (the paper's 0.001 unless measured: `faceqan calibrate`)
 
     def describe(self) -> str:
         size = f"{self.embedding_size}-d" if self.embedding_size else "?-d"
