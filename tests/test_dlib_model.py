@@ -52,3 +52,23 @@ def test_truncated_file_is_refused(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(DlibFormatError):
         load_dlib_resnet(cut, check_hash=False)
+
+
+def test_frozen_first_layer_input_gradient_equals_autograds():
+    from faceqan.models import create_model
+
+    model = create_model("dlib").eval()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand((3, 3, 150, 150), generator=generator) * 2 - 1
+    directions = torch.randn((3, 128), generator=generator)
+
+    def input_gradient() -> torch.Tensor:
+        x = images.clone().requires_grad_(True)
+        return torch.autograd.grad((model(x) * directions).sum(), x)[0]
+
+    model.requires_grad_(False)
+    transposed = input_gradient()  # frozen weights: conv0's input gradient by transposed conv
+    model.network.conv0.weight.requires_grad_(True)
+    reference = input_gradient()  # trainable weights: torch's own convolution backward
+    torch.testing.assert_close(transposed, reference, rtol=1e-4, atol=1e-6)
+    assert transposed.abs().sum() > 0

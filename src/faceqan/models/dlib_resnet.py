@@ -91,6 +91,28 @@ class ResidualBlock(nn.Module):
         return F.relu(_pad_add(y, skip))
 
 
+class _InputGradByTransposedConv(torch.autograd.Function):
+    """An unpadded convolution whose input gradient is computed as a transposed convolution, for
+    frozen weights only. For dlib's first layer (3 -> 32 channels, 7x7, stride 2) the CPU's
+    convolution backward costs about three times the forward; the transposed convolution
+    gives the same gradient for less (benchmarks/speed.py)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
+        out = F.conv2d(x, weight, bias, stride)
+        ctx.save_for_backward(weight)
+        ctx.stride, ctx.input_size = stride, x.shape[-2:]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        stride, (height, width) = ctx.stride, ctx.input_size
+        # The rows / columns the strided forward never reached get no gradient.
+        output_padding = (height - ((grad.shape[-2] - 1) * stride + weight.shape[-2]), width - ((grad.shape[-1] - 1) * stride + weight.shape[-1]))
+        return F.conv_transpose2d(grad, weight, None, stride, output_padding=output_padding), None, None, None
+
+
 class DlibResNet(nn.Module):
     """The network on dlib's own input: RGB 0..255 floats, (N, 3, 150, 150)."""
 
@@ -110,7 +132,13 @@ class DlibResNet(nn.Module):
 
     def forward(self, rgb255: torch.Tensor) -> torch.Tensor:
         x = (rgb255 - self.mean) / 256.0
-        x = F.max_pool2d(F.relu(self.affine0(self.conv0(x))), 3, 2)
+        conv0 = self.conv0
+        frozen = not conv0.weight.requires_grad and (conv0.bias is None or not conv0.bias.requires_grad)
+        if frozen and x.requires_grad and torch.is_grad_enabled():
+            x = _InputGradByTransposedConv.apply(x, conv0.weight, conv0.bias, conv0.stride[0])
+        else:
+            x = conv0(x)
+        x = F.max_pool2d(F.relu(self.affine0(x)), 3, 2)
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))
 
