@@ -111,6 +111,12 @@ def _scorer(args: argparse.Namespace):
     return model, faceqan_method(scorer)
 
 
+def _scoring_settings(args: argparse.Namespace) -> dict:
+    """The model and FaceQAN settings that decide a score (after ``_scorer`` filled in eps)."""
+    names = ("model", "arch", "input_size", "input_mean", "input_std", "bgr", "eps", "steps", "copies", "power", "variant", "seed")
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from .faces.prepare import FacePreparer
     from .pipeline import collect_inputs, default_batch_size
@@ -123,9 +129,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     model, method = _scorer(args)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels)
     settings = {
-        "model": args.model, "arch": args.arch, "input_size": args.input_size, "input_mean": args.input_mean,
-        "input_std": args.input_std, "bgr": args.bgr, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power,
-        "variant": args.variant, "seed": args.seed, "aligned": args.aligned, "faces": args.faces,
+        **_scoring_settings(args), "aligned": args.aligned, "faces": args.faces,
         "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
     }  # fmt: skip
     batch_size = args.batch_size or default_batch_size(args.device)
@@ -164,8 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import QualityService, make_server
 
     model, method = _scorer(args)
-    settings = {"model": args.model, "eps": args.eps, "steps": args.steps, "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}
-    service = QualityService(model, method, settings, args.device, min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels)
+    service = QualityService(model, method, _scoring_settings(args), args.device, min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels)
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
     host, port = server.server_address[:2]
     print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health); Ctrl-C stops", file=sys.stderr, flush=True)

@@ -76,8 +76,7 @@ class _RankedPairs:
     @classmethod
     def build(cls, scores: np.ndarray, pq: np.ndarray, mated: np.ndarray, nonmated_descending: np.ndarray) -> "_RankedPairs":
         """``nonmated_descending``: the non-mated pair indices, highest score first (shared by all methods)."""
-        identity = np.arange(nonmated_descending.size)
-        prepared = NonmatedPairs(scores[nonmated_descending], pq[nonmated_descending], order=identity)
+        prepared = NonmatedPairs(scores[nonmated_descending], pq[nonmated_descending], descending=True)
         return cls(mated, nonmated_descending, scores[mated], pq[mated], prepared)
 
 

@@ -32,24 +32,22 @@ def pair_quality(q1: np.ndarray, q2: np.ndarray, how: str = "min") -> np.ndarray
     return combine[how](np.asarray(q1, float), np.asarray(q2, float))
 
 
-def threshold_at_fmr(nonmated_scores: np.ndarray, fmr: float, weights: np.ndarray | None = None, descending: bool = False) -> float:
+def threshold_at_fmr(nonmated_scores: np.ndarray, fmr: float, weights: np.ndarray | None = None) -> float:
     """The lowest threshold whose FMR (share of non-mated scores >= it) is at most ``fmr``;
-    ``weights``: how many times each score counts; ``descending``: scores already sorted so."""
+    ``weights``: how many times each score counts."""
     scores = np.asarray(nonmated_scores, float)
     if scores.size == 0:
         raise ValueError("no non-mated scores left to set a threshold on")
-    if weights is None and not descending:
+    if weights is None:
         allowed = int(np.floor(fmr * scores.size + 1e-9))  # number of false matches allowed
         if allowed >= scores.size:
             return float(scores.min())
         # Accept strictly above the (allowed + 1)-th highest score (a partial sort is enough).
         position = scores.size - 1 - allowed
         return float(np.nextafter(np.partition(scores, position)[position], np.inf))
-    weights = np.ones(scores.size) if weights is None else np.asarray(weights, float)
-    if not descending:
-        order = np.argsort(-scores, kind="stable")
-        scores, weights = scores[order], weights[order]
-    return _threshold_descending(scores, weights, float(weights.sum()), fmr)
+    order = np.argsort(-scores, kind="stable")
+    weights = np.asarray(weights, float)[order]
+    return _threshold_descending(scores[order], weights, float(weights.sum()), fmr)
 
 
 def _threshold_descending(
@@ -101,12 +99,12 @@ class NonmatedPairs:
     first, qualities ranked) so that ERCs under many bootstrap weightings read only what
     they need: the top of the score list and a count per quality level."""
 
-    def __init__(self, scores: np.ndarray, quality: np.ndarray, order: np.ndarray | None = None):
-        """``order``: the scores' descending order if already known (shared by many methods)."""
+    def __init__(self, scores: np.ndarray, quality: np.ndarray, descending: bool = False):
+        """``descending``: the scores are already in descending order (sorted once for many methods)."""
         scores, quality = np.asarray(scores, float), np.asarray(quality, float)
-        order = np.argsort(-scores, kind="stable") if order is None else order
-        self.scores, self.quality = scores[order], quality[order]
-        self.order = order  # reorders per-pair arrays (weights) like the scores
+        # ``order`` reorders per-pair arrays (weights) like the scores; None: already in order.
+        self.order = None if descending else np.argsort(-scores, kind="stable")
+        self.scores, self.quality = (scores, quality) if descending else (scores[self.order], quality[self.order])
         self.levels, self.rank = np.unique(self.quality, return_inverse=True)
 
     def kept_weight(self, weights: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -143,7 +141,7 @@ def erc(
         nonmated = nonmated_scores
     else:
         nonmated = NonmatedPairs(nonmated_scores, nonmated_quality)
-        nw = None if nw is None else nw[nonmated.order]
+        nw = None if nw is None or nonmated.order is None else nw[nonmated.order]
     nw = np.ones(nonmated.scores.size) if nw is None else nw
     mated_order = np.argsort(mq, kind="stable")
     cuts = _quality_cuts(mq, fractions)
