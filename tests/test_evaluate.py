@@ -42,6 +42,13 @@ def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp
     assert any(name.startswith("random") for name in table)
     assert (out / "erc.png").stat().st_size > 1000 and (out / "edc.png").stat().st_size > 1000
     assert "28 pairs (12 mated, 16 non-mated)" in (out / "results.md").read_text()
+    assert "| images rejected | faceqan threshold | FNMR faceqan |" in (out / "results.md").read_text()
+    with open(out / "operating_points.csv", newline="") as handle:
+        points = list(csv.DictReader(handle))
+    assert {row["method"] for row in points} >= {"faceqan", "flip", "sharpness", "serfiq", "random (3 seeds)"}
+    faceqan_points = [row for row in points if row["method"] == "faceqan"]
+    assert [float(row["reject_rate"]) for row in faceqan_points] == [0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3]
+    assert float(faceqan_points[-1]["images_rejected"]) == pytest.approx(0.25)  # 2 of the 8 images (floor of 30 %)
     sizes = {p.name: p.stat().st_size for p in cache.glob("*.jsonl")}
     assert main(["evaluate", *args]) == EXIT_OK  # second run: everything from the cache
     assert {p.name: p.stat().st_size for p in cache.glob("*.jsonl")} == sizes

@@ -17,6 +17,8 @@ from ..pipeline import default_batch_size
 from ..sinks import read_rows
 from ..embedding import embedding_method
 from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
+from .metrics import threshold_at_fmr
+from .operating_points import operating_points, operating_points_table, random_operating_points
 from .protocols import load_protocol
 
 FACEQAN_COLUMNS = {"faceqan": "quality", "faceqan q_adv (no symmetry)": "q_adv", "s_f (from faceqan)": "flip_sim"}
@@ -45,6 +47,29 @@ def _preprocessing(model) -> str:
 def _faceqan_setting(args: argparse.Namespace, model_name: str, model) -> dict:
     return {"kind": "faceqan", "model": model_name, "preprocessing": _preprocessing(model), "eps": args.eps, "steps": args.steps,
             "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _operating_points(protocol, scores: np.ndarray, qualities: dict[str, np.ndarray], args: argparse.Namespace, out: Path) -> str:
+    """Write operating_points.csv; return its Markdown section for results.md."""
+    score_threshold = threshold_at_fmr(scores[~protocol.mated], args.fmr)
+    points = {name: operating_points(protocol, scores, values, score_threshold) for name, values in qualities.items()}
+    if args.random_seeds:
+        points[f"random ({args.random_seeds} seeds)"] = random_operating_points(protocol, scores, score_threshold, args.random_seeds)
+    _write_csv(out / "operating_points.csv", [{"method": name, **row} for name, rows in points.items() for row in rows])
+    reference = next(iter(qualities))
+    return (
+        f"\nOperating points: reject the images whose {reference} quality is below the threshold (and those "
+        f"without a quality), then compare the pairs left at the score threshold fixed at FMR {args.fmr:g} on all "
+        f"pairs ({score_threshold:.4f}). Thresholds are specific to the quality model and settings above.\n\n"
+        + operating_points_table(points, reference)
+    )
 
 
 def run_evaluation(args: argparse.Namespace) -> list[dict]:
@@ -104,11 +129,9 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     )
     if "faceqan" in args.method and args.eps is not None:
         header += f"FaceQAN: eps {args.eps:g}, l {args.steps}, k {args.copies}, p {args.power:g}, variant {args.variant}, seed {args.seed}.\n"
+    markdown += _operating_points(protocol, scores, qualities, args, out)
     (out / "results.md").write_text(header + "\n" + markdown)
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(out / "results.csv", rows)
     plot_curves(results, str(out) + "/", f"{protocol.name}, {args.comparison_model} errors, {quality_model_name} quality")
     (out / "settings.json").write_text(json.dumps(vars(args), indent=1, default=str))
     print(header + "\n" + markdown)
