@@ -36,6 +36,13 @@ def dlib_model():
     return create_model("dlib")
 
 
+@pytest.fixture(scope="session")
+def sface_model():
+    from faceqan.models import create_model
+
+    return create_model("sface")
+
+
 class TinyNet(nn.Module):
     """A small random conv net standing in for an FR model: (N, 3, 16, 16) -> (N, 8)."""
 

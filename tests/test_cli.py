@@ -53,6 +53,18 @@ def test_output_exists_without_resume_is_refused(tmp_path):
     assert len(_rows(out)) == 1
     # Resuming with other settings would mix incomparable scores.
     assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--eps", "0.02", *FAST]) == EXIT_START_FAILED
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--landmarks", "refined", *FAST]) == EXIT_START_FAILED
+
+
+def test_refined_landmarks_reach_the_chip(tmp_path):
+    faces = write_face_folder(tmp_path / "in", 1)
+    quality = {}
+    for mode in ("single", "refined"):
+        out = tmp_path / f"{mode}.csv"
+        assert main(["score", str(faces[0]), "-o", str(out), "--landmarks", mode, *FAST]) == EXIT_OK
+        quality[mode] = float(_rows(out)[0]["quality"])
+    assert quality["single"] != quality["refined"]  # another crop, another score
+    assert quality["refined"] == pytest.approx(quality["single"], abs=0.1)  # of the same face
 
 
 def test_missing_input_cannot_start(tmp_path, capsys):

@@ -119,6 +119,12 @@ def test_concurrent_uploads_all_get_their_own_answer(server):
     assert len({answers[name][1]["results"][0]["quality"] for name in uploads}) == 3
 
 
+def test_preparer_options_reach_the_detector(dlib_model, scorer):
+    service = QualityService(dlib_model, faceqan_method(scorer), {}, landmarks="refined", min_det_score=0.8)
+    detector = service._preparer(False, "largest").detector
+    assert detector.refine and service._preparer(False, "largest").min_det_score == 0.8
+
+
 def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
     import re
     import signal
@@ -126,7 +132,7 @@ def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
     import sys
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "faceqan.cli", "serve", "--port", "0", "--copies", "2", "--steps", "1", "--quiet"],
+        [sys.executable, "-m", "faceqan.cli", "serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--quiet"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -134,7 +140,7 @@ def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
         match = re.search(r"http://([\d.]+):(\d+)", line)
         assert match, line
         status, payload = request((match.group(1), int(match.group(2))), "GET", "/health")
-        assert status == 200 and payload["settings"]["steps"] == 1
+        assert status == 200 and payload["settings"]["steps"] == 1 and payload["settings"]["landmarks"] == "refined"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

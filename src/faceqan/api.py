@@ -18,11 +18,12 @@ def score_paths(
     aligned: bool = False,
     faces: FacePolicy = "largest",
     batch_size: int | None = None,
+    landmarks: str = "single",
 ) -> list[dict]:
     """One result row per path (per face with ``faces='all'``): quality, its parts, status, error."""
     scorer = scorer or FaceQAN(model)
     method = faceqan_method(scorer)
-    preparer = FacePreparer(model.spec, aligned=aligned, faces=faces)
+    preparer = FacePreparer(model.spec, aligned=aligned, faces=faces, landmarks=landmarks)
     device = scorer.device
     batch_size = batch_size or default_batch_size(device)
     rows: list[dict] = []

@@ -13,7 +13,7 @@ import sys
 from . import __version__
 from .algorithm import VARIANTS
 from .faces.decode import DEFAULT_MAX_PIXELS
-from .faces.prepare import FACE_POLICIES
+from .faces.prepare import FACE_POLICIES, LANDMARK_MODES
 
 EXIT_OK, EXIT_START_FAILED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -35,6 +35,18 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1 on CPU, 32 on GPU)")
 
 
+def _add_landmarks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landmarks", choices=LANDMARK_MODES, default="single", help="single (default): the detection's landmarks; refined: each face's landmarks detected again at a fixed scale and mirrored, averaged (3 detections per face; no accuracy gain measured on LFW)")
+
+
+def _add_face_options(parser: argparse.ArgumentParser) -> None:
+    """Detection and decoding options shared by score and serve."""
+    parser.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    parser.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    _add_landmarks_option(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceqan", description="Face image quality for a given face recognition model (FaceQAN).")
     parser.add_argument("--version", action="version", version=f"faceqan {__version__}")
@@ -46,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(score)
     score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
-    score.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
-    score.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
-    score.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    _add_face_options(score)
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -57,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
-    serve.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
-    serve.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
-    serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    _add_face_options(serve)
     serve.add_argument("--quiet", action="store_true", help="no request log")
 
     calibrate = commands.add_parser("calibrate", help="choose eps for a model: the eps at which the attack lowers the median mean_sim to a target")
@@ -91,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="evaluation", help="output folder (results.csv, results.md, erc.png, edc.png)")
     evaluate.add_argument("--cache", default=".faceqan-cache", help="cache folder for embeddings and qualities")
     evaluate.add_argument("--quiet", action="store_true")
+    _add_landmarks_option(evaluate)
     return parser
 
 
@@ -127,10 +136,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("faceqan: no input images found", file=sys.stderr)
         return EXIT_START_FAILED
     model, method = _scorer(args)
-    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels)
+    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
     settings = {
         **_scoring_settings(args), "aligned": args.aligned, "faces": args.faces,
-        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
+        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "landmarks": args.landmarks,
     }  # fmt: skip
     batch_size = args.batch_size or default_batch_size(args.device)
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
@@ -168,7 +177,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import QualityService, make_server
 
     model, method = _scorer(args)
-    service = QualityService(model, method, _scoring_settings(args), args.device, min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels)
+    service = QualityService(
+        model, method, {**_scoring_settings(args), "landmarks": args.landmarks}, args.device,
+        min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels, landmarks=args.landmarks,
+    )  # fmt: skip
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
     host, port = server.server_address[:2]
     print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health); Ctrl-C stops", file=sys.stderr, flush=True)

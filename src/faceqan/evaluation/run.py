@@ -38,14 +38,16 @@ def _quality_from_csv(spec: str, images: list[str]) -> tuple[str, np.ndarray]:
     return name, values
 
 
-def _preprocessing(model) -> str:
-    """What decides a model's input besides the image: size, template, normalisation."""
+def _preprocessing(model, landmarks: str) -> str:
+    """What decides a model's input besides the image: landmarks, size, template, normalisation."""
     spec = model.spec
-    return f"{spec.input_size}|{np.round(spec.template, 3).tolist()}|{spec.input_mean}|{spec.input_std}|{spec.bgr}"
+    key = f"{spec.input_size}|{np.round(spec.template, 3).tolist()}|{spec.input_mean}|{spec.input_std}|{spec.bgr}"
+    # Single-pass landmarks came first: their keys keep the older form, so existing caches stay valid.
+    return key if landmarks == "single" else f"{key}|landmarks={landmarks}"
 
 
 def _faceqan_setting(args: argparse.Namespace, model_name: str, model) -> dict:
-    return {"kind": "faceqan", "model": model_name, "preprocessing": _preprocessing(model), "eps": args.eps, "steps": args.steps,
+    return {"kind": "faceqan", "model": model_name, "preprocessing": _preprocessing(model, args.landmarks), "eps": args.eps, "steps": args.steps,
             "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
 
 
@@ -81,8 +83,8 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     images = protocol.images
     batch = args.batch_size or default_batch_size(args.device)
     comparison = create_model(args.comparison_model, args.device)
-    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison)})
-    embeddings = cached_values(images, FacePreparer(comparison.spec), embedding_method(comparison), embed_cache, batch, not args.quiet)
+    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison, args.landmarks)})
+    embeddings = cached_values(images, FacePreparer(comparison.spec, landmarks=args.landmarks), embedding_method(comparison), embed_cache, batch, not args.quiet)
     scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
     dropped = int((~valid).sum())
     protocol, scores = protocol.subset(valid), scores[valid]
@@ -95,7 +97,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
             quality_model = create_model(quality_model_name, args.device)
         if args.eps is None:
             args.eps = quality_model.spec.default_eps
-        preparer = FacePreparer(quality_model.spec)
+        preparer = FacePreparer(quality_model.spec, landmarks=args.landmarks)
         if name == "faceqan":
             scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
             cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name, quality_model))
@@ -103,7 +105,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
             for label, column in FACEQAN_COLUMNS.items():
                 qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
         else:
-            setting = {"kind": name, "model": quality_model_name, "preprocessing": _preprocessing(quality_model), "seed": args.seed}
+            setting = {"kind": name, "model": quality_model_name, "preprocessing": _preprocessing(quality_model, args.landmarks), "seed": args.seed}
             cache = ResultCache(args.cache, setting)
             rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet)
             qualities[name] = np.array([(r or {}).get("quality", np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)

@@ -16,6 +16,9 @@ from .detect import YuNetDetector
 
 FacePolicy = Literal["largest", "all", "error"]
 FACE_POLICIES: tuple[str, ...] = ("largest", "all", "error")
+# single: the detection's landmarks; refined: each face's landmarks detected again at a fixed
+# face scale and mirrored, averaged (YuNetDetector.refine_landmarks).
+LANDMARK_MODES: tuple[str, ...] = ("single", "refined")
 
 
 @dataclass
@@ -46,12 +49,15 @@ class FacePreparer:
         min_face_size: float = 0.0,
         min_det_score: float = 0.6,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        landmarks: str = "single",
     ) -> None:
         if faces not in FACE_POLICIES:
             raise ValueError(f"face policy must be one of {FACE_POLICIES}, got {faces!r}")
-        self.spec, self.aligned, self.faces = spec, aligned, faces
+        if landmarks not in LANDMARK_MODES:
+            raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+        self.spec, self.aligned, self.faces, self.landmarks = spec, aligned, faces, landmarks
         self.min_face_size, self.min_det_score, self.max_pixels = min_face_size, min_det_score, max_pixels
-        self.detector = None if aligned else YuNetDetector(score_threshold=min_det_score)
+        self.detector = None if aligned else YuNetDetector(score_threshold=min_det_score, refine_landmarks=landmarks == "refined")
 
     def __call__(self, path: str) -> list[PreparedFace]:
         try:
