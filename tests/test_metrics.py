@@ -96,6 +96,12 @@ def test_fast_weighted_erc_equals_the_definition_on_expanded_pairs(fmr):
     prepared = erc(mated, mated_q, prepared, None, fmr, fractions, weights[prepared.order])
     np.testing.assert_array_equal(prepared.y, expected)
     assert threshold_at_fmr(nonmated, fmr, weights) == threshold_at_fmr(np.repeat(nonmated, weights), fmr)
+    # Ranked against the mated qualities only (what evaluate does with millions of pairs).
+    coarse = NonmatedPairs(nonmated, nonmated_q, cut_levels=mated_q)
+    coarse = erc(mated, mated_q, coarse, None, fmr, fractions, weights[coarse.order])
+    np.testing.assert_array_equal(coarse.y, expected)
+    with pytest.raises(ValueError, match="not one of the levels"):
+        NonmatedPairs(nonmated, nonmated_q, cut_levels=mated_q).kept_weight(np.ones(nonmated.size), np.array([0.123456]))
 
 
 def test_erc_refuses_unordered_fractions():
@@ -144,6 +150,10 @@ def test_bootstrap_over_groups_brackets_the_statistic():
     samples = bootstrap(lambda weights: np.average(values, weights=weights), groups, resamples=300)
     low, high = np.percentile(samples, [2.5, 97.5])
     assert low < values.mean() < high and high - low < 0.4
+    # Integer labels with gaps take a no-sort path: same resamples as the general one.
+    sparse = groups * 7 + 3
+    statistic = lambda weights: float(np.average(values, weights=weights))  # noqa: E731
+    np.testing.assert_array_equal(bootstrap(statistic, sparse, 20), bootstrap(statistic, sparse.astype(float), 20))
 
 
 def test_paired_differences_show_a_real_gap():

@@ -76,7 +76,8 @@ class _RankedPairs:
     @classmethod
     def build(cls, scores: np.ndarray, pq: np.ndarray, mated: np.ndarray, nonmated_descending: np.ndarray) -> "_RankedPairs":
         """``nonmated_descending``: the non-mated pair indices, highest score first (shared by all methods)."""
-        prepared = NonmatedPairs(scores[nonmated_descending], pq[nonmated_descending], descending=True)
+        # ERC cuts are mated pair qualities (or -inf): rank the non-mated pairs against those only.
+        prepared = NonmatedPairs(scores[nonmated_descending], pq[nonmated_descending], descending=True, cut_levels=pq[mated])
         return cls(mated, nonmated_descending, scores[mated], pq[mated], prepared)
 
 

@@ -99,17 +99,26 @@ class NonmatedPairs:
     first, qualities ranked) so that ERCs under many bootstrap weightings read only what
     they need: the top of the score list and a count per quality level."""
 
-    def __init__(self, scores: np.ndarray, quality: np.ndarray, descending: bool = False):
-        """``descending``: the scores are already in descending order (sorted once for many methods)."""
+    def __init__(self, scores: np.ndarray, quality: np.ndarray, descending: bool = False, cut_levels: np.ndarray | None = None):
+        """``descending``: the scores are already in descending order (sorted once for many methods).
+        ``cut_levels``: every quality cut ``kept_weight`` will be asked about (ERC cuts are mated
+        pair qualities, or -inf); ranking millions of pairs against those few thousand levels
+        is far cheaper than against their own. None: any cut (each pair's quality is a level)."""
         scores, quality = np.asarray(scores, float), np.asarray(quality, float)
         # ``order`` reorders per-pair arrays (weights) like the scores; None: already in order.
         self.order = None if descending else np.argsort(-scores, kind="stable")
         self.scores, self.quality = (scores, quality) if descending else (scores[self.order], quality[self.order])
-        self.levels, self.rank = np.unique(self.quality, return_inverse=True)
+        self.any_cut = cut_levels is None
+        self.levels = np.unique(np.append(self.quality if self.any_cut else cut_levels, -np.inf))
+        # A pair's rank r: its quality lies in (levels[r - 1], levels[r]].
+        self.rank = np.searchsorted(self.levels, self.quality, side="left")
 
     def kept_weight(self, weights: np.ndarray, cuts: np.ndarray) -> np.ndarray:
         """For each cut, the total weight of the pairs with quality > cut (weights in score order)."""
-        at_or_below = np.concatenate([[0.0], np.cumsum(np.bincount(self.rank, weights=weights, minlength=self.levels.size))])
+        cuts = np.asarray(cuts, float)
+        if not self.any_cut and not np.isin(cuts, self.levels).all():
+            raise ValueError("a quality cut that is not one of the levels given at construction")
+        at_or_below = np.concatenate([[0.0], np.cumsum(np.bincount(self.rank, weights=weights, minlength=self.levels.size + 1))])
         return at_or_below[-1] - at_or_below[np.searchsorted(self.levels, cuts, side="right")]
 
     def threshold(self, weights: np.ndarray, kept: float, fmr: float, cut: float | None = None) -> float:
@@ -210,10 +219,17 @@ def bootstrap(
     """``statistic(weights)`` over resamples of the groups (identities) with replacement:
     ``weights[i]`` is how many times pair i's group was drawn (every pair of a drawn group
     counts once per draw)."""
-    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    groups = np.asarray(groups)
+    if np.issubdtype(groups.dtype, np.integer) and groups.size and groups.min() >= 0:
+        # Integer labels: renumber without sorting (millions of pairs).
+        present = np.bincount(groups) > 0
+        count, inverse = int(present.sum()), (np.cumsum(present) - 1)[groups]
+    else:
+        unique, inverse = np.unique(groups, return_inverse=True)
+        count = unique.size
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
-        draws = np.bincount(rng.integers(0, unique.size, unique.size), minlength=unique.size)
+        draws = np.bincount(rng.integers(0, count, count), minlength=count)
         values.append(statistic(draws[inverse]))
     return np.array(values)

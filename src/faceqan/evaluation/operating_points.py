@@ -31,11 +31,13 @@ def operating_points(
     an error) are always rejected. A pair remains when both its images pass; FNMR and FMR at
     ``score_threshold`` (a pair matches when its score is >= it) over the pairs that remain."""
     has_quality = np.isfinite(image_quality)
+    lowest = np.where(has_quality, image_quality, -np.inf)
+    lowest = np.minimum(lowest[protocol.first], lowest[protocol.second])  # a pair passes when this does
     rows = []
     for rate in (0.0, *rates):
         threshold = quality_threshold(image_quality, rate) if rate else -np.inf
         kept = has_quality & (image_quality >= threshold)
-        pair_kept = kept[protocol.first] & kept[protocol.second]
+        pair_kept = (lowest >= threshold) & (lowest > -np.inf)
         mated, nonmated = pair_kept & protocol.mated, pair_kept & ~protocol.mated
         rows.append({
             "reject_rate": rate,
