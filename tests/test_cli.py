@@ -53,7 +53,7 @@ def test_output_exists_without_resume_is_refused(tmp_path):
     assert len(_rows(out)) == 1
     # Resuming with other settings would mix incomparable scores.
     assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--eps", "0.02", *FAST]) == EXIT_START_FAILED
-    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--landmarks", "refined", *FAST]) == EXIT_START_FAILED
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", "--landmarks", "single", *FAST]) == EXIT_START_FAILED
 
 
 def test_refined_landmarks_reach_the_chip(tmp_path):

@@ -18,7 +18,7 @@ def score_paths(
     aligned: bool = False,
     faces: FacePolicy = "largest",
     batch_size: int | None = None,
-    landmarks: str = "single",
+    landmarks: str = "refined",
 ) -> list[dict]:
     """One result row per path (per face with ``faces='all'``): quality, its parts, status, error."""
     scorer = scorer or FaceQAN(model)

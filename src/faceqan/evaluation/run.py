@@ -123,7 +123,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     header = (
         f"Protocol: {protocol.name}: {len(protocol)} pairs ({mated} mated, {len(protocol) - mated} non-mated), "
         f"{len(images)} images; {dropped} pairs dropped (an image without a face for the comparison model).\n"
-        f"Comparison model: {args.comparison_model}; quality model: {quality_model_name}; pair quality: {args.pair_quality}.\n"
+        f"Comparison model: {args.comparison_model}; quality model: {quality_model_name}; pair quality: {args.pair_quality}; landmarks: {args.landmarks}.\n"
         f"ERC: FNMR at a threshold re-derived at FMR {args.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
         f"[0, r]. EDC: threshold fixed at FMR {args.fmr:g} before discarding; pAUC x 1e3 to {args.edc_limit:g}, "
         f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({args.bootstrap} resamples); "

@@ -16,9 +16,9 @@ from .detect import YuNetDetector
 
 FacePolicy = Literal["largest", "all", "error"]
 FACE_POLICIES: tuple[str, ...] = ("largest", "all", "error")
-# single: the detection's landmarks; refined: each face's landmarks detected again at a fixed
-# face scale and mirrored, averaged (YuNetDetector.refine_landmarks).
-LANDMARK_MODES: tuple[str, ...] = ("single", "refined")
+# refined: each face's landmarks detected again at a fixed face scale and mirrored, averaged
+# (YuNetDetector.refine_landmarks; README "Models" has what it gains); single: the first detection's.
+LANDMARK_MODES: tuple[str, ...] = ("refined", "single")
 
 
 @dataclass
@@ -49,7 +49,7 @@ class FacePreparer:
         min_face_size: float = 0.0,
         min_det_score: float = 0.6,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        landmarks: str = "single",
+        landmarks: str = "refined",
     ) -> None:
         if faces not in FACE_POLICIES:
             raise ValueError(f"face policy must be one of {FACE_POLICIES}, got {faces!r}")
