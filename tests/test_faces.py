@@ -115,5 +115,6 @@ def test_our_dlib_chips_come_close_to_dlibs_own(dlib_model, dlib_reference, lfw_
         ours = dlib_model(x).numpy()
     theirs = dlib_reference["descriptor"][:150]
     distance = np.linalg.norm(ours - theirs, axis=1)
-    # dlib's same-person rule is distance < 0.6; our chips stay well inside it.
-    assert np.median(distance) < 0.25 and np.percentile(distance, 95) < 0.4
+    # dlib's same-person rule is distance < 0.6; our chips stay well inside it. Measured on 600:
+    # median 0.147, 95th percentile 0.246 (single-pass landmarks: 0.173 and 0.289).
+    assert np.median(distance) < 0.2 and np.percentile(distance, 95) < 0.32
