@@ -130,6 +130,28 @@ def test_a_failing_item_does_not_sink_its_batch():
     assert "saturated" in rows[1]["error"] and rows[0]["quality"] < rows[2]["quality"]
 
 
+def test_a_batch_too_large_for_memory_runs_in_halves():
+    import numpy as np
+    import torch
+
+    from faceqan.faces.prepare import PreparedFace
+    from faceqan.pipeline import score_batch
+
+    sizes = []
+
+    def small_memory(images):
+        sizes.append(images.shape[0])
+        if images.shape[0] > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return {"quality": images.mean(dim=(1, 2, 3))}
+
+    chips = [np.full((4, 4, 3), 10 * i, np.uint8) for i in range(16)]
+    rows = score_batch([PreparedFace(f"f{i}", chip=c) for i, c in enumerate(chips)], small_memory)
+    assert sizes == [16, 8, 4, 4, 8, 4, 4]  # halves, not 16 single chips
+    assert all(r["status"] == "ok" for r in rows)
+    assert [r["quality"] for r in rows] == sorted(r["quality"] for r in rows)  # each row its own chip
+
+
 def test_calibrate_prints_the_eps_that_reaches_the_target(tmp_path, capsys):
     import re
 

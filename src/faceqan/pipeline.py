@@ -87,8 +87,8 @@ def prepared_batches(paths: Iterable[str], preparer: FacePreparer, batch_size: i
 def _method_columns(chips: list[np.ndarray], method: Method, device) -> list[dict[str, float] | str]:
     """Per chip, its method values, or the error message when the model fails on it.
 
-    A failing batch is retried one chip at a time, so one bad input cannot sink the others
-    (a GPU out-of-memory error on a large batch, for instance)."""
+    A failing batch is retried in halves, down to single chips, so one bad input cannot sink
+    the others, and a batch too large for the GPU's memory runs as smaller ones."""
     try:
         result = method(chips_to_tensor(chips).to(device))
         columns = {name: values.tolist() for name, values in result.items()}
@@ -96,7 +96,10 @@ def _method_columns(chips: list[np.ndarray], method: Method, device) -> list[dic
     except (ValueError, RuntimeError) as exc:
         if len(chips) == 1:
             return [f"{type(exc).__name__}: {exc}"]
-        return [value for chip in chips for value in _method_columns([chip], method, device)]
+        if isinstance(exc, torch.OutOfMemoryError):
+            torch.cuda.empty_cache()  # hand the failed batch's cached blocks back before retrying
+        half = len(chips) // 2
+        return _method_columns(chips[:half], method, device) + _method_columns(chips[half:], method, device)
 
 
 def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu") -> list[dict]:
