@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +82,14 @@ def write_two_faces(path: Path) -> None:
     canvas[:, :512] = rgb
     canvas[64:448, 512:] = small
     Image.fromarray(canvas).save(path, quality=92)
+
+
+def start_cli(*args: str, **popen_options) -> subprocess.Popen:
+    """``python -m faceqan.cli ARGS`` as a subprocess that Ctrl-C (SIGINT) stops, even when the
+    test run itself was started in the background, where SIGINT arrives ignored and children
+    would inherit that."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "faceqan.cli", *args],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen_options,
+    )

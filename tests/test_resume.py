@@ -3,14 +3,13 @@
 import csv
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from faceqan.cli import EXIT_INTERRUPTED, EXIT_OK, main
 
-from helpers import write_face_folder
+from helpers import start_cli, write_face_folder
 
 ARGS = ["--copies", "2", "--steps", "1", "--batch-size", "1", "--quiet"]
 
@@ -21,8 +20,7 @@ def _rows(path):
 
 
 def _start(folder, out):
-    command = [sys.executable, "-m", "faceqan.cli", "score", str(folder), "-o", str(out), *ARGS]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_cli("score", str(folder), "-o", str(out), *ARGS, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _wait_for_rows(out, process, minimum=2, timeout=120):

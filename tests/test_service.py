@@ -13,7 +13,7 @@ from faceqan.api import score_paths
 from faceqan.pipeline import faceqan_method
 from faceqan.service import QualityService, make_server
 
-from helpers import face_rgb, jpeg_bytes, write_bad_cases
+from helpers import face_rgb, jpeg_bytes, start_cli, write_bad_cases
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +129,8 @@ def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
     import re
     import signal
     import subprocess
-    import sys
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "faceqan.cli", "serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--quiet"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = start_cli("serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--quiet", stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()
         match = re.search(r"http://([\d.]+):(\d+)", line)
