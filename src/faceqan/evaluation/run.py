@@ -19,7 +19,7 @@ from ..embedding import embedding_method
 from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
 from .metrics import threshold_at_fmr
 from .operating_points import operating_points, operating_points_table, random_operating_points
-from .protocols import load_protocol
+from .protocols import Protocol, load_protocol
 
 FACEQAN_COLUMNS = {"faceqan": "quality", "faceqan q_adv (no symmetry)": "q_adv", "s_f (from faceqan)": "flip_sim"}
 
@@ -58,7 +58,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _operating_points(protocol, scores: np.ndarray, qualities: dict[str, np.ndarray], args: argparse.Namespace, out: Path) -> str:
+def _operating_points(protocol: Protocol, scores: np.ndarray, qualities: dict[str, np.ndarray], args: argparse.Namespace, out: Path) -> str:
     """Write operating_points.csv; return its Markdown section for results.md."""
     score_threshold = threshold_at_fmr(scores[~protocol.mated], args.fmr)
     points = {name: operating_points(protocol, scores, values, score_threshold) for name, values in qualities.items()}
