@@ -119,10 +119,36 @@ def test_concurrent_uploads_all_get_their_own_answer(server):
     assert len({answers[name][1]["results"][0]["quality"] for name in uploads}) == 3
 
 
+def test_concurrent_requests_are_scored_in_one_batch_each_with_its_own_rows(dlib_model, scorer):
+    method = faceqan_method(scorer)
+    batch_sizes = []
+
+    def counting(images):
+        batch_sizes.append(images.shape[0])
+        return method(images)
+
+    service = QualityService(dlib_model, counting, {}, max_batch=8, max_wait=1.0)
+    rgb = face_rgb()
+    uploads = {f"v{i}": jpeg_bytes(np.clip(rgb.astype(int) + 10 * i, 0, 255).astype(np.uint8)) for i in range(3)}
+    answers = {}
+    threads = [threading.Thread(target=lambda n=name: answers.update({n: service.score(uploads[n], n)})) for name in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    service.close()
+    assert max(batch_sizes) > 1 and sum(batch_sizes) == 3
+    alone = QualityService(dlib_model, method, {})
+    for name, rows in answers.items():
+        assert [row["path"] for row in rows] == [name]
+        assert rows[0]["quality"] == pytest.approx(alone.score(uploads[name], name)[0]["quality"], rel=1e-4)
+    alone.close()
+
+
 def test_preparer_options_reach_the_detector(dlib_model, scorer):
     service = QualityService(dlib_model, faceqan_method(scorer), {}, landmarks="refined", min_det_score=0.8)
-    detector = service._preparer(False, "largest").detector
-    assert detector.refine and service._preparer(False, "largest").min_det_score == 0.8
+    preparer = service.new_preparer(False, "largest")
+    assert preparer.detector.refine and preparer.min_det_score == 0.8
 
 
 def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
@@ -130,7 +156,7 @@ def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
     import signal
     import subprocess
 
-    process = start_cli("serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--quiet", stderr=subprocess.PIPE, text=True)
+    process = start_cli("serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--batch-size", "4", "--max-wait-ms", "2", "--quiet", stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()
         match = re.search(r"http://([\d.]+):(\d+)", line)

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
     _add_face_options(serve)
     serve.add_argument("--quiet", action="store_true", help="no request log")
 
@@ -178,7 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     model, method = _scorer(args)
     service = QualityService(
-        model, method, {**_scoring_settings(args), "landmarks": args.landmarks}, args.device,
+        model, method, {**_scoring_settings(args), "landmarks": args.landmarks}, args.device, args.batch_size, args.max_wait_ms / 1000,
         min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels, landmarks=args.landmarks,
     )  # fmt: skip
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
@@ -190,6 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        service.close()
     return EXIT_OK
 
 

@@ -7,22 +7,25 @@
 columns as ``faceqan score``: quality, its parts, status, error): an image that cannot be
 decoded or holds no face is a row with its status, not an HTTP error. HTTP errors are for
 bad requests: 400 (empty body, bad parameter), 404, 405, 411 (no length), 413 (body over
-the limit). One model serves every request; requests are scored one at a time, each with
-every core.
+the limit). One model serves every request. Each request decodes and detects in its own
+thread; the faces of concurrent requests are scored together in batches of up to
+``max_batch`` (faceqan/batcher.py), so a GPU is not left idle by one-face requests.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .faces.prepare import FACE_POLICIES, FacePreparer
+from .batcher import Batcher
+from .faces.prepare import FACE_POLICIES, FacePreparer, PreparedFace
 from .models.spec import FaceModel
-from .pipeline import Method, score_batch
+from .pipeline import Method, default_batch_size, score_batch
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -36,19 +39,43 @@ class RequestError(ValueError):
 
 
 class QualityService:
-    """Scores uploaded images with one model; thread-safe (one request at a time)."""
+    """Scores uploaded images with one model; thread-safe. ``max_batch``: most faces scored
+    together (default: the device's batch size, 1 on the CPU); ``max_wait``: seconds a batch
+    waits for more requests."""
 
-    def __init__(self, model: FaceModel, method: Method, settings: dict, device: str = "cpu", **preparer_options) -> None:
+    def __init__(
+        self, model: FaceModel, method: Method, settings: dict, device: str = "cpu",
+        max_batch: int | None = None, max_wait: float = 0.005, **preparer_options,
+    ) -> None:  # fmt: skip
         self.model, self.method, self.settings, self.device = model, method, settings, device
         self.preparer_options = preparer_options
-        self._preparers: dict[tuple[bool, str], FacePreparer] = {}
-        self._lock = threading.Lock()
+        # Detectors keep state, so each request borrows an idle preparer (made on demand, kept
+        # for the next request: new threads come with every connection, a detector costs a load).
+        self._idle: dict[tuple[bool, str], queue.SimpleQueue[FacePreparer]] = {}
+        self._idle_lock = threading.Lock()
+        self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or default_batch_size(device), max_wait)
 
-    def _preparer(self, aligned: bool, faces: str) -> FacePreparer:
-        key = (aligned, faces)
-        if key not in self._preparers:
-            self._preparers[key] = FacePreparer(self.model.spec, aligned, faces, **self.preparer_options)  # type: ignore[arg-type]
-        return self._preparers[key]
+    def _score_faces(self, faces: list[PreparedFace]) -> list[dict]:
+        return score_batch(faces, self.method, self.device)
+
+    def _prepare(self, data: bytes, name: str, aligned: bool, faces: str) -> list[PreparedFace]:
+        with self._idle_lock:
+            idle = self._idle.setdefault((aligned, faces), queue.SimpleQueue())
+        try:
+            preparer = idle.get_nowait()
+        except queue.Empty:
+            preparer = self.new_preparer(aligned, faces)
+        try:
+            return preparer.from_bytes(name, data)
+        finally:
+            idle.put(preparer)
+
+    def new_preparer(self, aligned: bool, faces: str) -> FacePreparer:
+        return FacePreparer(self.model.spec, aligned, faces, **self.preparer_options)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop the scoring thread once the requests handed in are done."""
+        self._batcher.close()
 
     def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False) -> list[dict]:
         """One row per face of the encoded image ``data``."""
@@ -56,9 +83,7 @@ class QualityService:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"faces must be one of {', '.join(FACE_POLICIES)}, got {faces!r}")
         if not data:
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body: send the encoded image (JPEG, PNG, ...) as the request body")
-        with self._lock:
-            prepared = self._preparer(aligned, faces).from_bytes(name, data)
-            return score_batch(prepared, self.method, self.device)
+        return self._batcher.submit(self._prepare(data, name, aligned, faces))
 
 
 def _flag(value: str) -> bool:
