@@ -7,7 +7,8 @@
 # then device run, carrying .whl, timeout_s 600:  bash benchmarks/gpu_check.sh
 # Prints (and writes under $OUT) the device, tests/test_gpu.py (CUDA scores = CPU scores,
 # the pipeline on CUDA), and benchmarks/speed.py for an IResNet-100 with random weights
-# (issue 5's GPU goal: speedup_vs_official_loop >= 20) and for SFace.
+# (issue 5's GPU goal: speedup_vs_official_loop >= 20) and for SFace, and the service's
+# throughput with one face per request, unbatched against batched across requests.
 set -uo pipefail
 OUT=${OUT:-runs/gpu_check}
 mkdir -p "$OUT"
@@ -21,3 +22,4 @@ python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -rs 2>&1 | tee "$OUT/
 for model in r100 sface; do
   timeout 240 python3 benchmarks/speed.py --model "$model" --device cuda --images 64 2>&1 | tee "$OUT/speed_$model.txt"
 done
+timeout 120 python3 benchmarks/service_throughput.py --model r100 --device cuda --clients 32 --requests 4 --batch-sizes 1 32 2>&1 | tee "$OUT/service_r100.txt"

@@ -33,3 +33,9 @@ def test_memory_benchmark_reports_peaks():
     out = _run("memory.py", "--images", "2", "4")
     assert re.search(r"^\s+4 images: 4 rows, peak RSS [0-9.]+ MiB$", out, re.MULTILINE)
     assert "peak ratio 4 / 2 images" in out
+
+
+def test_service_throughput_benchmark_reports_each_batch_size():
+    out = _run("service_throughput.py", "--clients", "2", "--requests", "1", "--batch-sizes", "1", "2")
+    for size in (1, 2):
+        assert re.search(rf"^batch size +{size}: +[0-9.]+ requests/s \([0-9.]+ s, 0 failed\)$", out, re.MULTILINE)
