@@ -118,3 +118,20 @@ def test_our_dlib_chips_come_close_to_dlibs_own(dlib_model, dlib_reference, lfw_
     # dlib's same-person rule is distance < 0.6; our chips stay well inside it. Measured on 600:
     # median 0.147, 95th percentile 0.246 (single-pass landmarks: 0.173 and 0.289).
     assert np.median(distance) < 0.2 and np.percentile(distance, 95) < 0.32
+
+
+def test_dlib_template_refits_to_its_constant(dlib_reference, lfw_root, detector):
+    """scripts/fit_dlib_template.py on 150 fixture faces lands near DLIB_TEMPLATE_150 (it is
+    the mean of 600: within 1 px)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fit_dlib_template.py"
+    spec = importlib.util.spec_from_file_location("fit_dlib_template", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    subset = {"path": dlib_reference["path"][:150], "img_to_chip": dlib_reference["img_to_chip"][:150]}
+    template, faces = module.fit_template(subset, lfw_root, detector)
+    assert len(faces) == 150
+    np.testing.assert_allclose(template, DLIB_SPEC.template, atol=1.0)
+
