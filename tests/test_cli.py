@@ -135,7 +135,7 @@ def test_a_batch_too_large_for_memory_runs_in_halves():
     import torch
 
     from faceqan.faces.prepare import PreparedFace
-    from faceqan.pipeline import score_batch
+    from faceqan.pipeline import BatchLimit, score_batch
 
     sizes = []
 
@@ -146,10 +146,18 @@ def test_a_batch_too_large_for_memory_runs_in_halves():
         return {"quality": images.mean(dim=(1, 2, 3))}
 
     chips = [np.full((4, 4, 3), 10 * i, np.uint8) for i in range(16)]
-    rows = score_batch([PreparedFace(f"f{i}", chip=c) for i, c in enumerate(chips)], small_memory)
+    faces = [PreparedFace(f"f{i}", chip=c) for i, c in enumerate(chips)]
+    rows = score_batch(faces, small_memory)
     assert sizes == [16, 8, 4, 4, 8, 4, 4]  # halves, not 16 single chips
     assert all(r["status"] == "ok" for r in rows)
     assert [r["quality"] for r in rows] == sorted(r["quality"] for r in rows)  # each row its own chip
+    # With a limit kept across batches, only the first batch pays for finding the size.
+    limit, sizes[:] = BatchLimit(), []
+    score_batch(faces, small_memory, limit=limit)
+    assert limit.size == 4 and sizes == [16, 8, 4, 4, 4, 4]
+    sizes.clear()
+    assert [r["quality"] for r in score_batch(faces, small_memory, limit=limit)] == [r["quality"] for r in rows]
+    assert sizes == [4, 4, 4, 4]
 
 
 def test_calibrate_prints_the_eps_that_reaches_the_target(tmp_path, capsys):

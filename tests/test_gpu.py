@@ -43,3 +43,20 @@ def test_sface_batch_on_cuda_matches_the_cpu():
     assert [r["status"] for r in gpu_rows] == ["ok"] * 3 + ["no_face"]
     for cpu_row, gpu_row in zip(cpu_rows, gpu_rows):
         assert gpu_row["quality"] == pytest.approx(cpu_row["quality"], rel=2e-3)
+
+
+def test_evaluate_on_the_device(tmp_path):
+    """`faceqan evaluate --device`: embeddings and baselines get their inputs on the device."""
+    from PIL import Image
+
+    from faceqan.cli import EXIT_OK, main
+
+    for ident, shift in (("alice", 0), ("bob", 40)):
+        (tmp_path / "ids" / ident).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.clip(face_rgb().astype(int) + shift + 10 * i, 0, 255).astype(np.uint8)).save(tmp_path / "ids" / ident / f"{i}.jpg")
+    out = tmp_path / "eval"
+    args = ["evaluate", str(tmp_path / "ids"), "--comparison-model", "sface", "--method", "flip", "--method", "serfiq", "--device", DEVICE]
+    assert main([*args, "--bootstrap", "0", "--random-seeds", "1", "--out", str(out), "--cache", str(tmp_path / "c"), "--quiet"]) == EXIT_OK
+    assert "6 pairs (2 mated, 4 non-mated), 4 images; 0 pairs dropped" in (out / "results.md").read_text()
+

@@ -8,7 +8,7 @@ from pathlib import Path
 from .algorithm import FaceQAN
 from .faces.prepare import FacePolicy, FacePreparer
 from .models.spec import FaceModel
-from .pipeline import default_batch_size, faceqan_method, prepared_batches, score_batch
+from .pipeline import BatchLimit, default_batch_size, faceqan_method, prepared_batches, score_batch
 
 
 def score_paths(
@@ -27,6 +27,7 @@ def score_paths(
     device = scorer.device
     batch_size = batch_size or default_batch_size(device)
     rows: list[dict] = []
+    limit = BatchLimit()
     for batch in prepared_batches([str(p) for p in paths], preparer, batch_size):
-        rows += score_batch(batch, method, device)
+        rows += score_batch(batch, method, device, limit)
     return rows

@@ -9,7 +9,7 @@ import torch
 
 from .faces.prepare import FacePreparer
 from .models.spec import FaceModel
-from .pipeline import Method, prepared_batches, score_batch
+from .pipeline import BatchLimit, Method, prepared_batches, score_batch
 
 
 def embedding_method(model: FaceModel) -> Method:
@@ -28,9 +28,9 @@ def embed_paths(
     """Embedding of the first face row of each path, and the error of each path that has none."""
     embeddings: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    method = embedding_method(model)
+    method, limit = embedding_method(model), BatchLimit()
     for faces in prepared_batches(paths, preparer, batch_size):
-        for row in score_batch(faces, method, device):
+        for row in score_batch(faces, method, device, limit):
             if row["face"] != 0:
                 continue
             if row["status"] == "ok":

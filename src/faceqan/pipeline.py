@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,11 +85,22 @@ def prepared_batches(paths: Iterable[str], preparer: FacePreparer, batch_size: i
             yield pending.result()
 
 
-def _method_columns(chips: list[np.ndarray], method: Method, device) -> list[dict[str, float] | str]:
+@dataclass
+class BatchLimit:
+    """The most chips scored at once; lowered when a batch runs out of device memory, so that
+    the batches after it start at a size that fits. One per run or service."""
+
+    size: int | None = None  # None: no limit met yet
+
+
+def _method_columns(chips: list[np.ndarray], method: Method, device, limit: BatchLimit | None = None) -> list[dict[str, float] | str]:
     """Per chip, its method values, or the error message when the model fails on it.
 
     A failing batch is retried in halves, down to single chips, so one bad input cannot sink
-    the others, and a batch too large for the GPU's memory runs as smaller ones."""
+    the others, and a batch too large for the GPU's memory runs as smaller ones (``limit``
+    remembers that size for the next batches)."""
+    if limit is not None and limit.size is not None and len(chips) > limit.size:
+        return [value for start in range(0, len(chips), limit.size) for value in _method_columns(chips[start : start + limit.size], method, device, limit)]
     try:
         result = method(chips_to_tensor(chips).to(device))
         columns = {name: values.tolist() for name, values in result.items()}
@@ -96,16 +108,18 @@ def _method_columns(chips: list[np.ndarray], method: Method, device) -> list[dic
     except (ValueError, RuntimeError) as exc:
         if len(chips) == 1:
             return [f"{type(exc).__name__}: {exc}"]
+        half = len(chips) // 2
         if isinstance(exc, torch.OutOfMemoryError):
             torch.cuda.empty_cache()  # hand the failed batch's cached blocks back before retrying
-        half = len(chips) // 2
-        return _method_columns(chips[:half], method, device) + _method_columns(chips[half:], method, device)
+            if limit is not None:
+                limit.size = half
+        return _method_columns(chips[:half], method, device, limit) + _method_columns(chips[half:], method, device, limit)
 
 
-def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu") -> list[dict]:
+def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu", limit: BatchLimit | None = None) -> list[dict]:
     """Result rows for one batch: the method's columns for ok faces, the error for others."""
     ok = [face for face in faces if face.chip is not None]
-    values = iter(_method_columns([face.chip for face in ok], method, device) if ok else [])
+    values = iter(_method_columns([face.chip for face in ok], method, device, limit) if ok else [])
     rows = []
     for face in faces:
         row = {"path": face.path, "face": face.face, "box": _box_text(face.box), "det_score": face.det_score}

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .faces.prepare import FacePreparer
-from .pipeline import Method, prepared_batches, score_batch
+from .pipeline import BatchLimit, Method, prepared_batches, score_batch
 from .sinks import RowWriter, read_rows
 
 
@@ -73,10 +73,11 @@ def run_scoring(
     todo = [p for p in paths if p not in done]
     summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
     start = time.perf_counter()
+    limit = BatchLimit()
     with RowWriter(output) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
         try:
             for faces in prepared_batches(todo, preparer, batch_size):
-                rows = score_batch(faces, method, device)
+                rows = score_batch(faces, method, device, limit)
                 writer.write(rows)
                 summary.statuses.update(row["status"] for row in rows)
                 bar.update(len({row["path"] for row in rows}))

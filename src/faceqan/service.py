@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from .batcher import Batcher
 from .faces.prepare import FACE_POLICIES, FacePreparer, PreparedFace
 from .models.spec import FaceModel
-from .pipeline import Method, default_batch_size, score_batch
+from .pipeline import BatchLimit, Method, default_batch_size, score_batch
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -53,10 +53,11 @@ class QualityService:
         # for the next request: new threads come with every connection, a detector costs a load).
         self._idle: dict[tuple[bool, str], queue.SimpleQueue[FacePreparer]] = {}
         self._idle_lock = threading.Lock()
+        self._limit = BatchLimit()  # used by the batcher's one thread only
         self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or default_batch_size(device), max_wait)
 
     def _score_faces(self, faces: list[PreparedFace]) -> list[dict]:
-        return score_batch(faces, self.method, self.device)
+        return score_batch(faces, self.method, self.device, self._limit)
 
     def _prepare(self, data: bytes, name: str, aligned: bool, faces: str) -> list[PreparedFace]:
         with self._idle_lock:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..cache import ResultCache, file_digest
 from ..faces.prepare import FacePreparer
-from ..pipeline import Method, prepared_batches, score_batch
+from ..pipeline import BatchLimit, Method, prepared_batches, score_batch
 from .metrics import NonmatedPairs, area, bootstrap, edc, erc, pair_quality, pauc
 from .protocols import Protocol
 
@@ -19,7 +19,7 @@ ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
 
 
 def cached_values(
-    paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True
+    paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True, device: str = "cpu"
 ) -> dict[str, dict]:
     """Each path's row of ``method`` values (status included), computing only what the cache lacks."""
     from tqdm import tqdm
@@ -27,8 +27,9 @@ def cached_values(
     digests = {path: file_digest(path) for path in paths}
     todo = [p for p in paths if cache.get(digests[p]) is None]
     with tqdm(total=len(todo), unit="img", disable=not progress or not todo, desc=cache.path.stem) as bar:
+        limit = BatchLimit()
         for faces in prepared_batches(todo, preparer, batch_size):
-            rows = [row for row in score_batch(faces, method) if row["face"] == 0]
+            rows = [row for row in score_batch(faces, method, device, limit) if row["face"] == 0]
             cache.put_many({digests[row["path"]]: {k: v for k, v in row.items() if k not in ("path", "box")} for row in rows})
             bar.update(len(rows))
     return {path: cache.get(digests[path]) for path in paths}

@@ -84,7 +84,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     batch = args.batch_size or default_batch_size(args.device)
     comparison = create_model(args.comparison_model, args.device)
     embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison, args.landmarks)})
-    embeddings = cached_values(images, FacePreparer(comparison.spec, landmarks=args.landmarks), embedding_method(comparison), embed_cache, batch, not args.quiet)
+    embeddings = cached_values(images, FacePreparer(comparison.spec, landmarks=args.landmarks), embedding_method(comparison), embed_cache, batch, not args.quiet, args.device)
     scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
     dropped = int((~valid).sum())
     protocol, scores = protocol.subset(valid), scores[valid]
@@ -101,13 +101,13 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
         if name == "faceqan":
             scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
             cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name, quality_model))
-            rows = cached_values(images, preparer, faceqan_method(scorer), cache, batch, not args.quiet)
+            rows = cached_values(images, preparer, faceqan_method(scorer), cache, batch, not args.quiet, args.device)
             for label, column in FACEQAN_COLUMNS.items():
                 qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
         else:
             setting = {"kind": name, "model": quality_model_name, "preprocessing": _preprocessing(quality_model, args.landmarks), "seed": args.seed}
             cache = ResultCache(args.cache, setting)
-            rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet)
+            rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet, args.device)
             qualities[name] = np.array([(r or {}).get("quality", np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
     for spec in args.quality_csv:
         name, values = _quality_from_csv(spec, images)
