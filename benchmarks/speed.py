@@ -1,9 +1,9 @@
 """FaceQAN speed: our engine against a transcription of the official loop, in one process.
 
-    python benchmarks/speed.py [--model dlib|sface|r100] [--images 8] [--device cpu] [--copies 10] [--steps 5]
+    python benchmarks/speed.py [--model dlib|sface|r100] [--images 8] [--device cpu] [--copies 10] [--steps 5] [--repeats 3]
 
 Same model, same aligned images, same settings, same noise. Prints, per method, images per
-second, seconds per image, peak memory above the start, and the cost in forward-pass
+second, seconds per image (medians of interleaved rounds), peak memory above the start, and the cost in forward-pass
 equivalents (its time / one forward of the same images); checks that the engine's official
 variant gives the official loop's scores (largest difference), and ends with
 ``speedup_vs_official_loop: X.XX`` (engine, official variant, over the transcribed loop).
@@ -99,8 +99,8 @@ def aligned_images(model, count: int) -> torch.Tensor:
     return chips_to_tensor(chips)
 
 
-def timed(label: str, run, images: int, device: torch.device, forward_seconds: float | None = None):
-    run()  # warm-up (allocator, kernels)
+def measure(run, device: torch.device) -> tuple[float, int, object]:
+    """Seconds, peak memory above the start, and the result of one call of ``run``."""
     with PeakMemory(device) as memory:
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -109,12 +109,14 @@ def timed(label: str, run, images: int, device: torch.device, forward_seconds: f
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    per_image = seconds / images
-    line = f"{label:<28} {images / seconds:8.2f} img/s  {per_image:8.4f} s/img  peak {memory.peak / 2**20:8.1f} MiB"
+    return seconds, memory.peak, result
+
+
+def report(label: str, seconds: float, peak: int, images: int, forward_seconds: float | None = None) -> None:
+    line = f"{label:<28} {images / seconds:8.2f} img/s  {seconds / images:8.4f} s/img  peak {peak / 2**20:8.1f} MiB"
     if forward_seconds:
         line += f"  {seconds / forward_seconds:7.1f} forward-equivalents"
     print(line, flush=True)
-    return seconds, result
 
 
 def main() -> None:
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--eps", type=float, default=0.001)
     parser.add_argument("--batch-size", type=int, default=None, help="images per engine batch (default: all on GPU, 1 on CPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; medians are reported (default 3)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -139,7 +142,9 @@ def main() -> None:
         with torch.no_grad():
             return torch.cat([model(x[i : i + batch]) for i in range(0, n, batch)])
 
-    forward_seconds, _ = timed("one forward (no grad)", forward_only, n, device)
+    forward_only()  # warm-up (allocator, kernels)
+    forward_seconds, forward_peak, _ = measure(forward_only, device)
+    report("one forward (no grad)", forward_seconds, forward_peak, n)
 
     noise = uniform_noise((args.copies, *x.shape[1:]), image_keys(x), 0, device)
 
@@ -156,12 +161,29 @@ def main() -> None:
         scorer = FaceQAN(model, args.eps, args.steps, args.copies, 5, variant, seed=0)
         return lambda: torch.cat([scorer(x[i : i + batch]).quality for i in range(0, n, batch)]).numpy()
 
-    loop_seconds, loop_scores = timed("official loop (transcribed)", official_loop, n, device, forward_seconds)
-    official_seconds, official_scores = timed("engine, variant official", engine("official"), n, device, forward_seconds)
-    timed("engine, variant paper", engine("paper"), n, device, forward_seconds)
-    print(f"largest |official loop - engine official| score difference: {np.abs(loop_scores - official_scores).max():.2e}")
-    print(f"speedup_vs_official_loop: {loop_seconds / official_seconds:.2f}")
-
+    runs = {"official loop (transcribed)": official_loop, "engine, variant official": engine("official"), "engine, variant paper": engine("paper")}
+    # FaceQAN stores the weights NHWC; the official code runs them as loaded (NCHW).
+    weight_format = {label: torch.contiguous_format if "loop" in label else torch.channels_last for label in runs}
+    for label, run in runs.items():
+        model.to(memory_format=weight_format[label])
+        run()  # warm-up (allocator, kernels)
+    # Rounds interleave the three, so that a slow spell of a shared machine hits each alike.
+    seconds: dict[str, list[float]] = {label: [] for label in runs}
+    peaks = dict.fromkeys(runs, 0)
+    results = {}
+    for _ in range(args.repeats):
+        for label, run in runs.items():
+            model.to(memory_format=weight_format[label])
+            elapsed, peak, results[label] = measure(run, device)
+            seconds[label].append(elapsed)
+            peaks[label] = max(peaks[label], peak)
+    print(f"median of {args.repeats} interleaved rounds:")
+    for label in runs:
+        report(label, float(np.median(seconds[label])), peaks[label], n, forward_seconds)
+    loop, official = np.array(seconds["official loop (transcribed)"]), np.array(seconds["engine, variant official"])
+    print(f"largest |official loop - engine official| score difference: {np.abs(results['official loop (transcribed)'] - results['engine, variant official']).max():.2e}")
+    print(f"speedup per round: {', '.join(f'{r:.2f}' for r in loop / official)}")
+    print(f"speedup_vs_official_loop: {np.median(loop) / np.median(official):.2f}")
 
 if __name__ == "__main__":
     main()
