@@ -161,19 +161,22 @@ def main() -> None:
         scorer = FaceQAN(model, args.eps, args.steps, args.copies, 5, variant, seed=0)
         return lambda: torch.cat([scorer(x[i : i + batch]).quality for i in range(0, n, batch)]).numpy()
 
-    runs = {"official loop (transcribed)": official_loop, "engine, variant official": engine("official"), "engine, variant paper": engine("paper")}
-    # FaceQAN stores the weights NHWC; the official code runs them as loaded (NCHW).
-    weight_format = {label: torch.contiguous_format if "loop" in label else torch.channels_last for label in runs}
-    for label, run in runs.items():
-        model.to(memory_format=weight_format[label])
+    # Each run with its weights' layout: FaceQAN stores them NHWC, the official code runs them as loaded (NCHW).
+    runs = {
+        "official loop (transcribed)": (official_loop, torch.contiguous_format),
+        "engine, variant official": (engine("official"), torch.channels_last),
+        "engine, variant paper": (engine("paper"), torch.channels_last),
+    }
+    for run, weight_format in runs.values():
+        model.to(memory_format=weight_format)
         run()  # warm-up (allocator, kernels)
     # Rounds interleave the three, so that a slow spell of a shared machine hits each alike.
     seconds: dict[str, list[float]] = {label: [] for label in runs}
     peaks = dict.fromkeys(runs, 0)
     results = {}
     for _ in range(args.repeats):
-        for label, run in runs.items():
-            model.to(memory_format=weight_format[label])
+        for label, (run, weight_format) in runs.items():
+            model.to(memory_format=weight_format)
             elapsed, peak, results[label] = measure(run, device)
             seconds[label].append(elapsed)
             peaks[label] = max(peaks[label], peak)

@@ -122,8 +122,8 @@ def _scorer(args: argparse.Namespace):
 
 
 def _scoring_settings(args: argparse.Namespace) -> dict:
-    """The model and FaceQAN settings that decide a score (after ``_scorer`` filled in eps)."""
-    names = ("model", "arch", "input_size", "input_mean", "input_std", "bgr", "eps", "steps", "copies", "power", "variant", "seed")
+    """The model, alignment and FaceQAN settings that decide a score (after ``_scorer`` filled in eps)."""
+    names = ("model", "arch", "input_size", "input_mean", "input_std", "bgr", "landmarks", "eps", "steps", "copies", "power", "variant", "seed")
     return {name: getattr(args, name) for name in names}
 
 
@@ -140,7 +140,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
     settings = {
         **_scoring_settings(args), "aligned": args.aligned, "faces": args.faces,
-        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "landmarks": args.landmarks,
+        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
     }  # fmt: skip
     batch_size = args.batch_size or default_batch_size(args.device)
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
@@ -179,7 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     model, method = _scorer(args)
     service = QualityService(
-        model, method, {**_scoring_settings(args), "landmarks": args.landmarks}, args.device, args.batch_size, args.max_wait_ms / 1000,
+        model, method, _scoring_settings(args), args.device, args.batch_size, args.max_wait_ms / 1000,
         min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels, landmarks=args.landmarks,
     )  # fmt: skip
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)

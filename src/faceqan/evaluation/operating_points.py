@@ -18,10 +18,18 @@ REJECT_RATES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 def quality_threshold(image_quality: np.ndarray, reject_rate: float) -> float:
     """The lowest quality kept when rejecting ``reject_rate`` of the images with a quality
     (images below it are rejected; ties at it are kept, so slightly fewer may go)."""
+    return _threshold_in(_sorted_qualities(image_quality), reject_rate)
+
+
+def _sorted_qualities(image_quality: np.ndarray) -> np.ndarray:
     finite = np.sort(image_quality[np.isfinite(image_quality)])
     if finite.size == 0:
         raise ValueError("no image has a quality")
-    return float(finite[min(int(np.floor(reject_rate * finite.size + 1e-9)), finite.size - 1)])
+    return finite
+
+
+def _threshold_in(ordered: np.ndarray, reject_rate: float) -> float:
+    return float(ordered[min(int(np.floor(reject_rate * ordered.size + 1e-9)), ordered.size - 1)])
 
 
 def operating_points(
@@ -30,18 +38,19 @@ def operating_points(
     """One row per reject rate (0 first: no gate). Images without a quality (NaN: no face,
     an error) are always rejected. A pair remains when both its images pass; FNMR and FMR at
     ``score_threshold`` (a pair matches when its score is >= it) over the pairs that remain."""
-    has_quality = np.isfinite(image_quality)
-    lowest = np.where(has_quality, image_quality, -np.inf)
-    lowest = np.minimum(lowest[protocol.first], lowest[protocol.second])  # a pair passes when this does
+    ordered = _sorted_qualities(image_quality)
+    # Images without a quality count as -inf: below every threshold.
+    per_image = np.where(np.isfinite(image_quality), image_quality, -np.inf)
+    lowest = np.minimum(per_image[protocol.first], per_image[protocol.second])  # a pair passes when this does
     rows = []
     for rate in (0.0, *rates):
-        threshold = quality_threshold(image_quality, rate) if rate else -np.inf
-        kept = has_quality & (image_quality >= threshold)
-        pair_kept = (lowest >= threshold) & (lowest > -np.inf)
+        threshold = _threshold_in(ordered, rate)  # rate 0: the lowest quality, so only images without one go
+        kept = per_image >= threshold
+        pair_kept = lowest >= threshold
         mated, nonmated = pair_kept & protocol.mated, pair_kept & ~protocol.mated
         rows.append({
             "reject_rate": rate,
-            "quality_threshold": threshold,
+            "quality_threshold": threshold if rate else -np.inf,  # -inf: no gate
             "images_rejected": float(1 - kept.mean()),
             "mated_pairs_kept": float(mated.sum() / max(protocol.mated.sum(), 1)),
             "nonmated_pairs_kept": float(nonmated.sum() / max((~protocol.mated).sum(), 1)),
