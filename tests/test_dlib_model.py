@@ -7,7 +7,7 @@ import torch
 from faceqan.faces.align import warp
 from faceqan.faces.decode import decode_image
 from faceqan.models.dlib_format import DlibFormatError
-from faceqan.models.dlib_resnet import find_packaged_weights, load_dlib_resnet
+from faceqan.models.dlib_resnet import _strided_conv_input_grad, find_packaged_weights, load_dlib_resnet
 
 
 def _cosine(a, b):
@@ -67,8 +67,25 @@ def test_frozen_first_layer_input_gradient_equals_autograds():
         return torch.autograd.grad((model(x) * directions).sum(), x)[0]
 
     model.requires_grad_(False)
-    transposed = input_gradient()  # frozen weights: conv0's input gradient by transposed conv
+    polyphase = input_gradient()  # frozen weights: conv0's input gradient by polyphase convolution
     model.network.conv0.weight.requires_grad_(True)
     reference = input_gradient()  # trainable weights: torch's own convolution backward
-    torch.testing.assert_close(transposed, reference, rtol=1e-4, atol=1e-6)
-    assert transposed.abs().sum() > 0
+    torch.testing.assert_close(polyphase, reference, rtol=1e-4, atol=1e-6)
+    assert polyphase.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "size"),
+    [((7, 7), 2, (150, 150)), ((7, 7), 2, (151, 149)), ((3, 5), 3, (20, 23)), ((2, 2), 2, (9, 8)), ((4, 4), 1, (10, 10))],
+)
+def test_polyphase_input_gradient_equals_autograds(kernel, stride, size):
+    """Any kernel, stride and input size, including rows the strided forward never reaches."""
+    generator = torch.Generator().manual_seed(1)
+    weight = torch.randn((5, 3, *kernel), generator=generator)
+    x = torch.randn((2, 3, *size), generator=generator, requires_grad=True)
+    out = torch.nn.functional.conv2d(x, weight, None, stride)
+    grad = torch.randn(out.shape, generator=generator)
+    reference = torch.autograd.grad(out, x, grad)[0]
+    ours = _strided_conv_input_grad(grad.contiguous(memory_format=torch.channels_last), weight, stride, size)
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
