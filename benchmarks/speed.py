@@ -7,7 +7,9 @@ second, seconds per image (medians of interleaved rounds), peak memory above the
 equivalents (its time / one forward of the same images); checks that the engine's official
 variant gives the official loop's scores (largest difference), and ends with
 ``speedup_vs_official_loop: X.XX`` (engine, official variant, over the transcribed loop).
-``--model r100`` is an insightface IResNet-100 with random weights (for GPU timing).
+``--model r100`` is an insightface IResNet-100 with random weights (for GPU timing). Like the
+CLI, the process keeps freed memory in its heap (glibc; `--glibc-defaults` to compare), so on
+the CPU the peak memory above the start mostly shows what the warm-up runs did not already hold.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+from faceqan.allocator import keep_freed_memory
 from faceqan.official_loop import official_quality
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -129,14 +132,16 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.001)
     parser.add_argument("--batch-size", type=int, default=None, help="images per engine batch (default: all on GPU, 1 on CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; medians are reported (default 3)")
+    parser.add_argument("--glibc-defaults", action="store_true", help="leave glibc's allocator as it is (the CLI keeps freed memory: faceqan/allocator.py)")
     args = parser.parse_args()
 
+    heap_kept = False if args.glibc_defaults else keep_freed_memory()
     device = torch.device(args.device)
     model = load_model(args.model, device)
     x = aligned_images(model, args.images).to(device)
     n = len(x)
     batch = args.batch_size or (n if device.type == "cuda" else 1)
-    print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), k={args.copies}, l={args.steps}, eps={args.eps}, engine batch {batch}")
+    print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), k={args.copies}, l={args.steps}, eps={args.eps}, engine batch {batch}, freed memory kept in the heap: {heap_kept}")
 
     def forward_only():
         with torch.no_grad():

@@ -168,3 +168,20 @@ def test_onnx_prelu_matches_its_definition_for_every_slope_shape(slope_shape):
     expected = torch.where(x >= 0, x, x * slope)  # ONNX's definition, numpy broadcasting
     torch.testing.assert_close(_prelu(x, slope), expected)
     torch.testing.assert_close(torch.autograd.grad((_prelu(x, slope) * weights).sum(), x)[0], torch.autograd.grad((expected * weights).sum(), x)[0])
+
+
+@pytest.mark.parametrize("slope_needs_grad", [False, True])
+def test_onnx_prelu_gradients_on_channels_last_inputs(slope_needs_grad):
+    """The frozen-slope path (input gradient only) and torch's own agree; a trainable slope
+    still gets its gradient."""
+    from faceqan.models.onnx_module import _prelu
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 8, 5, 5, generator=generator).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    slope = (torch.rand(1, 8, 1, 1, generator=generator) - 0.3).requires_grad_(slope_needs_grad)
+    weights = torch.randn(x.shape, generator=generator)
+    grads = torch.autograd.grad((_prelu(x, slope) * weights).sum(), [x, slope] if slope_needs_grad else [x])
+    expected = torch.where(x > 0, weights, weights * slope)
+    torch.testing.assert_close(grads[0], expected)
+    if slope_needs_grad:
+        torch.testing.assert_close(grads[1], (weights * x * (x <= 0)).sum(dim=(0, 2, 3), keepdim=True))

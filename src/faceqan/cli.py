@@ -12,6 +12,7 @@ import sys
 
 from . import __version__
 from .algorithm import VARIANTS
+from .allocator import keep_freed_memory
 from .faces.decode import DEFAULT_MAX_PIXELS
 from .faces.prepare import FACE_POLICIES, LANDMARK_MODES
 
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
+    keep_freed_memory()
     commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)

@@ -44,11 +44,31 @@ def _conv(node, x, w, b=None):
     return F.conv2d(x, w, b, _attr(node, "strides", [1, 1]), padding, _attr(node, "dilations", [1, 1]), _attr(node, "group", 1))
 
 
+class _FrozenSlopePRelu(torch.autograd.Function):
+    """Per-channel PReLU whose slope gets no gradient. Its input gradient, g where x > 0 and
+    slope * g elsewhere, built from ReLU's vectorised backward: torch's PReLU backward (which
+    also reduces the slope's gradient) took SFace's attack 2.38 s per image, this 2.21."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, slope)
+        return F.prelu(x, slope)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, slope = ctx.saved_tensors
+        positive_part = torch.ops.aten.threshold_backward(grad, x, 0)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        return (grad - positive_part).mul_(slope.view(shape)).add_(positive_part), None
+
+
 def _prelu(x, slope):
     """ONNX PRelu; a per-channel or single slope runs as F.prelu, whose fused kernel and
     backward are about twice as fast on the CPU as the where/mul/ge it replaces."""
     shape = [1] * (x.dim() - slope.dim()) + list(slope.shape)
     per_channel = x.dim() >= 2 and shape[1] == x.shape[1] and all(d == 1 for i, d in enumerate(shape) if i != 1)
+    if per_channel and x.requires_grad and not slope.requires_grad:
+        return _FrozenSlopePRelu.apply(x, slope.reshape(-1))
     if slope.numel() == 1 or per_channel:
         return F.prelu(x, slope.reshape(-1))
     return torch.where(x >= 0, x, x * slope)
