@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .lanes import CpuLanes
+
 Variant = Literal["paper", "official"]
 VARIANTS: tuple[str, ...] = ("paper", "official")
 
@@ -39,6 +41,10 @@ class QualityParts:
     std_sim: torch.Tensor
     flip_sim: torch.Tensor
     q_adv: torch.Tensor
+
+    @classmethod
+    def concat(cls, parts: list[QualityParts]) -> QualityParts:
+        return cls(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def rows(self) -> list[dict[str, float]]:
         """One dict per image, column name -> float."""
@@ -123,6 +129,7 @@ class FaceQAN:
         self.model.to(memory_format=self.memory_format)
         self.eps, self.steps, self.copies, self.power = eps, steps, copies, power
         self.variant, self.seed = variant, seed
+        self._lanes = CpuLanes()
 
     @property
     def device(self) -> torch.device:
@@ -145,6 +152,12 @@ class FaceQAN:
         keys = image_keys(images) if keys is None else keys
         if len(keys) != images.shape[0]:
             raise ValueError(f"got {len(keys)} keys for {images.shape[0]} images")
+        if self.device.type == "cpu" and len(keys) > 1:
+            # One image per lane: every image has its own noise, so the split changes nothing.
+            return QualityParts.concat(self._lanes.map(lambda i: self._score(images[i : i + 1], keys[i : i + 1]), range(len(keys))))
+        return self._score(images, keys)
+
+    def _score(self, images: torch.Tensor, keys: list[int]) -> QualityParts:
         x = images.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         n, k = x.shape[0], self.copies
         with torch.no_grad():

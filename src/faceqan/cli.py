@@ -33,7 +33,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="paper", help="paper (section III) or official (its code)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same scores (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 1 on CPU, 32 on GPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: on CPU one per core, up to 8, scored side by side; 32 on GPU)")
 
 
 def _add_landmarks_option(parser: argparse.ArgumentParser) -> None:

@@ -46,9 +46,10 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
 
 
 def default_batch_size(device: str | torch.device) -> int:
-    """Images per batch: 1 on the CPU, where k copies already keep it busy and larger
-    batches measured slower (benchmarks/speed.py); 32 on a GPU, which wants many."""
-    return 1 if torch.device(device).type == "cpu" else 32
+    """Images per batch: on the CPU one per intra-op thread, up to 8, as FaceQAN scores a
+    batch's images side by side, one thread each (faceqan/lanes.py; each image in flight holds
+    its k copies' activations: about 30 MB with dlib, 500 MB with SFace); 32 on a GPU."""
+    return min(torch.get_num_threads(), 8) if torch.device(device).type == "cpu" else 32
 
 
 def chips_to_tensor(chips: list[np.ndarray]) -> torch.Tensor:
