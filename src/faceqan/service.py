@@ -40,7 +40,7 @@ class RequestError(ValueError):
 
 class QualityService:
     """Scores uploaded images with one model; thread-safe. ``max_batch``: most faces scored
-    together (default: the device's batch size, 1 on the CPU); ``max_wait``: seconds a batch
+    together (default: the device's batch size, one per core on the CPU); ``max_wait``: seconds a batch
     waits for more requests."""
 
     def __init__(
