@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .algorithm import FaceQAN
 from .faces.prepare import FacePolicy, FacePreparer
+from .faces.video import expand_videos
 from .models.spec import FaceModel
 from .pipeline import BatchLimit, default_batch_size, faceqan_method, prepared_batches, score_batch
 
@@ -19,8 +20,10 @@ def score_paths(
     faces: FacePolicy = "largest",
     batch_size: int | None = None,
     landmarks: str = "refined",
+    frame_step: int = 1,
 ) -> list[dict]:
-    """One result row per path (per face with ``faces='all'``): quality, its parts, status, error."""
+    """One result row per path (per face with ``faces='all'``): quality, its parts, status,
+    error. A video path gives a row per ``frame_step``-th frame, its path ``clip.mp4#frame=N``."""
     scorer = scorer or FaceQAN(model)
     method = faceqan_method(scorer)
     preparer = FacePreparer(model.spec, aligned=aligned, faces=faces, landmarks=landmarks)
@@ -28,6 +31,6 @@ def score_paths(
     batch_size = batch_size or default_batch_size(device)
     rows: list[dict] = []
     limit = BatchLimit()
-    for batch in prepared_batches([str(p) for p in paths], preparer, batch_size):
+    for batch in prepared_batches(expand_videos([str(p) for p in paths], frame_step), preparer, batch_size):
         rows += score_batch(batch, method, device, limit)
     return rows

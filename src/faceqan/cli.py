@@ -54,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     score = commands.add_parser("score", help="score image files, folders or path lists into a CSV / JSONL / Parquet file")
-    score.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files listing paths")
+    score.add_argument("inputs", nargs="+", help="image or video files, folders (recursive, images) or .txt files listing paths")
     score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
     _add_faceqan_options(score)
     score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
+    score.add_argument("--frame-step", type=int, default=1, help="score every Nth frame of video inputs (default 1: every frame)")
     _add_face_options(score)
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -133,7 +134,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .pipeline import collect_inputs, default_batch_size
     from .runner import run_scoring
 
-    paths = collect_inputs(args.inputs)
+    paths = collect_inputs(args.inputs, args.frame_step)
     if not paths:
         print("faceqan: no input images found", file=sys.stderr)
         return EXIT_START_FAILED

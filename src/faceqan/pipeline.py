@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .faces.prepare import FacePreparer, PreparedFace
+from .faces.video import expand_videos
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
@@ -23,12 +24,13 @@ LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 Method = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
-def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
+def collect_inputs(inputs: Iterable[str | Path], frame_step: int = 1) -> list[str]:
     """Expand files, folders (recursive, image suffixes) and text files listing paths.
 
     Files named directly are kept whatever their suffix (a bad one gets its error row);
-    a list file's relative paths are taken relative to the list's folder. Order is kept,
-    duplicates dropped.
+    a list file's relative paths are taken relative to the list's folder. Video files named
+    directly or listed become one input per ``frame_step``-th frame (faces/video.py). Order
+    is kept, duplicates dropped.
     """
     found: list[str] = []
     for item in inputs:
@@ -42,7 +44,7 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
             found.append(str(path))
         else:
             raise FileNotFoundError(f"input not found: {path}")
-    return list(dict.fromkeys(found))
+    return expand_videos(dict.fromkeys(found), frame_step)
 
 
 def default_batch_size(device: str | torch.device) -> int:

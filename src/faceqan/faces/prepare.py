@@ -8,11 +8,12 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..errors import BadImageError, ItemError, ManyFacesError, NoFaceError
+from ..errors import BadImageError, DecodeError, ItemError, ManyFacesError, NoFaceError
 from ..models.spec import ModelSpec
 from .align import align_face
 from .decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_image
 from .detect import YuNetDetector
+from .video import VideoFrames, is_video, parse_frame_name
 
 FacePolicy = Literal["largest", "all", "error"]
 FACE_POLICIES: tuple[str, ...] = ("largest", "all", "error")
@@ -58,13 +59,23 @@ class FacePreparer:
         self.spec, self.aligned, self.faces, self.landmarks = spec, aligned, faces, landmarks
         self.min_face_size, self.min_det_score, self.max_pixels = min_face_size, min_det_score, max_pixels
         self.detector = None if aligned else YuNetDetector(score_threshold=min_det_score, refine_landmarks=landmarks == "refined")
+        self._videos = VideoFrames()
 
     def __call__(self, path: str) -> list[PreparedFace]:
+        """Prepare an image file, or a video frame named by ``video.frame_name``."""
         try:
-            rgb = decode_image(path, self.max_pixels)
+            rgb = self._decode(path)
         except ItemError as error:
             return [PreparedFace.failed(path, error)]
         return self.from_array(path, rgb)
+
+    def _decode(self, path: str) -> np.ndarray:
+        frame = parse_frame_name(path)
+        if frame is not None:
+            return self._videos.read(*frame, self.max_pixels)
+        if is_video(path):  # collect_inputs / score_paths name a readable video's frames instead
+            raise DecodeError("no frame could be read from this video (missing, corrupt, empty or an unsupported codec)")
+        return decode_image(path, self.max_pixels)
 
     def from_bytes(self, name: str, data: bytes) -> list[PreparedFace]:
         """Prepare an encoded image held in memory (an upload); ``name`` goes in the path column."""
