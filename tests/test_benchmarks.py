@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -39,3 +40,33 @@ def test_service_throughput_benchmark_reports_each_batch_size():
     out = _run("service_throughput.py", "--clients", "2", "--requests", "1", "--batch-sizes", "1", "2")
     for size in (1, 2):
         assert re.search(rf"^batch size +{size}: +[0-9.]+ requests/s \([0-9.]+ s, 0 failed\)$", out, re.MULTILINE)
+
+
+def test_yaw_proxy_is_the_nose_offset_along_the_eye_line():
+    sys.path.insert(0, str(BENCHMARKS))
+    from pose_proxy import yaw_proxy
+
+    frontal = np.array([[40.0, 50], [80, 50], [60, 70], [45, 90], [75, 90]])
+    assert yaw_proxy(frontal) == pytest.approx(0.0)
+    turned = frontal.copy()
+    turned[2, 0] += 10  # nose a quarter of the eye distance towards the second eye
+    assert yaw_proxy(turned) == pytest.approx(0.25)
+    angle = np.deg2rad(30)  # in-plane rotation and scale change nothing
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    assert yaw_proxy(2 * turned @ rotation.T + 7) == pytest.approx(0.25)
+
+
+def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path):
+    from conftest import SHARED
+
+    from faceqan.evaluation.protocols import load_protocol
+    from faceqan.evaluation.run import _quality_from_csv
+
+    pairs = SHARED / "data" / "lfw" / "pairs.txt"
+    if not pairs.is_file():
+        pytest.skip(f"LFW pairs.txt not found under {SHARED}/data (set FACEQAN_SHARED)")
+    out = tmp_path / "pose.csv"
+    _run("pose_proxy.py", "--lfw", str(pairs.parent), "--max-images", "4", "--out", str(out))
+    images = load_protocol(str(pairs), max_images=4).images
+    _, values = _quality_from_csv(f"pose={out}", images)
+    assert len(values) == 4 and np.all(values <= 0) and np.all(np.isfinite(values))
