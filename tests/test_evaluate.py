@@ -55,6 +55,14 @@ def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp
     assert _table(out)["faceqan"]["erc_auc@20"] == table["faceqan"]["erc_auc@20"]
 
 
+def test_edc_threshold_from_a_starting_fnmr_on_the_command_line(identity_folder, tmp_path):
+    out = tmp_path / "eval"
+    args = [str(identity_folder), "--method", "sharpness", "--out", str(out), "--cache", str(tmp_path / "cache"), *FAST]
+    assert main(["evaluate", *args, "--edc-start-fnmr", "0.25"]) == EXIT_OK
+    assert "EDC: threshold fixed at a starting FNMR of 0.25 (on all mated pairs)" in (out / "results.md").read_text()
+    assert main(["evaluate", *args, "--edc-start-fnmr", "2"]) != EXIT_OK
+
+
 def test_csv_protocol_and_quality_from_a_score_file(identity_folder, tmp_path):
     images = sorted(identity_folder.rglob("*.jpg"))
     protocol = tmp_path / "pairs.csv"

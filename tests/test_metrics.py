@@ -176,3 +176,29 @@ def test_paired_differences_show_a_real_gap():
     assert not results[0].differences
     _, markdown = results_table(results)
     assert "Paired 95% bootstrap interval of (method - truth)" in markdown
+
+
+def test_edc_from_a_starting_fnmr():
+    from faceqan.evaluation.evaluate import evaluate
+    from faceqan.evaluation.protocols import Protocol
+
+    rng = np.random.default_rng(3)
+    n_images = 300
+    identity = np.repeat(np.arange(75), 4)
+    first, second = np.triu_indices(n_images, k=1)
+    mated = identity[first] == identity[second]
+    image_quality = rng.uniform(size=n_images)
+    scores = np.where(mated, 0.3 + 0.6 * np.minimum(image_quality[first], image_quality[second]), 0.0) + rng.normal(0, 0.05, first.size)
+    protocol = Protocol([str(i) for i in range(n_images)], first, second, mated, np.zeros(first.size, int), identity[first], "synthetic")
+
+    def edc_result(start):
+        return evaluate(protocol, scores, {"truth": image_quality}, fmr=1e-2, resamples=0, random_seeds=0, edc_start_fnmr=start)[0]
+
+    low, high, by_fmr = edc_result(0.05), edc_result(0.2), edc_result(None)
+    assert low.edc_curve[1][0] == pytest.approx(0.05, abs=1 / mated.sum())  # the curve starts at the asked FNMR
+    assert high.edc_curve[1][0] == pytest.approx(0.2, abs=1 / mated.sum())
+    assert high.values["edc_pauc@20"] > low.values["edc_pauc@20"]
+    assert by_fmr.edc_curve[1][0] != pytest.approx(0.05, abs=0.01)  # the default threshold is another one
+    assert low.values["erc_auc@20"] == by_fmr.values["erc_auc@20"]  # the ERC does not depend on it
+    with pytest.raises(ValueError, match="starting FNMR"):
+        edc_result(1.5)

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(evaluate)
     evaluate.add_argument("--fmr", type=float, default=1e-3, help="target FMR of the ERC threshold and the EDC's fixed threshold (default 1e-3)")
     evaluate.add_argument("--edc-limit", type=float, default=0.2, help="pAUC discard limit (default 0.2)")
+    evaluate.add_argument("--edc-start-fnmr", type=float, default=None, help="fix the EDC's threshold at this FNMR on all mated pairs (e.g. 0.05) instead of at --fmr")
     evaluate.add_argument("--pair-quality", choices=("min", "mean", "product"), default="min")
     evaluate.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples over identities for the 95%% intervals (0: none)")
     evaluate.add_argument("--random-seeds", type=int, default=10, help="seeds of the random-quality baseline (default 10)")

@@ -11,7 +11,7 @@ import numpy as np
 from ..cache import ResultCache, file_digest
 from ..faces.prepare import FacePreparer
 from ..pipeline import BatchLimit, Method, prepared_batches, score_batch
-from .metrics import NonmatedPairs, area, bootstrap, edc, erc, pair_quality, pauc
+from .metrics import NonmatedPairs, area, bootstrap, edc, edc_threshold, erc, pair_quality, pauc
 from .protocols import Protocol
 
 AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
@@ -82,8 +82,11 @@ class _RankedPairs:
         return cls(mated, nonmated_descending, scores[mated], pq[mated], prepared)
 
 
-def _metrics(pairs: _RankedPairs, fmr: float, edc_limit: float, weights: np.ndarray | None = None) -> tuple[dict[str, float], object, object]:
-    """ERC / EDC figures; ``weights``: each pair's bootstrap draw count (None: each once)."""
+def _metrics(
+    pairs: _RankedPairs, fmr: float, edc_limit: float, weights: np.ndarray | None = None, edc_start_fnmr: float | None = None
+) -> tuple[dict[str, float], object, object]:
+    """ERC / EDC figures; ``weights``: each pair's bootstrap draw count (None: each once);
+    ``edc_start_fnmr``: fix the EDC's threshold at this FNMR instead of at ``fmr``."""
     ms, mq = pairs.mated_scores, pairs.mated_quality
     nw = np.ones(pairs.nonmated.size) if weights is None else weights[pairs.nonmated].astype(float)
     if weights is not None:
@@ -93,8 +96,13 @@ def _metrics(pairs: _RankedPairs, fmr: float, edc_limit: float, weights: np.ndar
         return dict.fromkeys(keys, float("nan")), None, None
     erc_curve = erc(ms, mq, pairs.nonmated_pairs, None, fmr, ERC_FRACTIONS, nw)
     values = {f"erc_auc@{int(l * 100)}": area(erc_curve, l) * 1e3 for l in AUC_LIMITS}
-    # EDC's threshold: at the target FMR on all non-mated pairs, whatever their quality.
-    edc_curve = edc(ms, mq, pairs.nonmated_pairs.threshold(nw, float(nw.sum()), fmr))
+    # EDC's threshold, fixed before discarding: at the target FMR on all non-mated pairs, or at
+    # the starting FNMR on all mated ones, whatever their quality.
+    if edc_start_fnmr is None:
+        threshold = pairs.nonmated_pairs.threshold(nw, float(nw.sum()), fmr)
+    else:
+        threshold = edc_threshold(ms, start_fnmr=edc_start_fnmr)
+    edc_curve = edc(ms, mq, threshold)
     values["edc_pauc@20"] = pauc(edc_curve, edc_limit) * 1e3
     values["edc_pauc@20-best"] = pauc(edc_curve, edc_limit, minus_best=True) * 1e3
     values["fnmr@0"] = float(erc_curve.y[0])
@@ -110,10 +118,14 @@ def evaluate(
     how: str = "min",
     resamples: int = 100,
     random_seeds: int = 10,
+    edc_start_fnmr: float | None = None,
 ) -> list[MethodResult]:
     """Metrics for each quality method (per-image arrays aligned with protocol.images; NaN
     = no quality, rejected first), with bootstrap 95% intervals over identities, plus a
-    random-quality row (mean and spread over seeds)."""
+    random-quality row (mean and spread over seeds). The EDC's threshold is set at ``fmr``,
+    or at ``edc_start_fnmr`` when given."""
+    if edc_start_fnmr is not None and not 0 < edc_start_fnmr < 1:
+        raise ValueError(f"the EDC's starting FNMR must be between 0 and 1, got {edc_start_fnmr}")
     mated = np.flatnonzero(protocol.mated)
     nonmated = np.flatnonzero(~protocol.mated)
     nonmated = nonmated[np.argsort(-scores[nonmated], kind="stable")]
@@ -123,10 +135,10 @@ def evaluate(
         q = np.where(np.isnan(per_image), -np.inf, per_image)
         pq = pair_quality(q[protocol.first], q[protocol.second], how)
         pairs = _RankedPairs.build(scores, pq, mated, nonmated)
-        values, erc_curve, edc_curve = _metrics(pairs, fmr, edc_limit)
+        values, erc_curve, edc_curve = _metrics(pairs, fmr, edc_limit, None, edc_start_fnmr)
         result = MethodResult(name, values, erc_curve=(erc_curve.x, erc_curve.y), edc_curve=(edc_curve.x, edc_curve.y))
         if resamples:
-            samples = bootstrap(lambda weights: _metrics(pairs, fmr, edc_limit, weights)[0], protocol.group, resamples)
+            samples = bootstrap(lambda weights: _metrics(pairs, fmr, edc_limit, weights, edc_start_fnmr)[0], protocol.group, resamples)
             # Every method sees the same resamples (same seed), so differences are paired.
             reference_samples = samples if reference_samples is None else reference_samples
             for key in values:
@@ -141,7 +153,7 @@ def evaluate(
         for seed in range(random_seeds):
             q = np.random.default_rng(seed).uniform(size=len(protocol.images))
             pq = pair_quality(q[protocol.first], q[protocol.second], how)
-            runs.append(_metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit)[0])
+            runs.append(_metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit, None, edc_start_fnmr)[0])
         keys = runs[0].keys()
         mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         spread = {k: (mean[k] - float(np.std([r[k] for r in runs])), mean[k] + float(np.std([r[k] for r in runs]))) for k in keys}

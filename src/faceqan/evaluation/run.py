@@ -115,7 +115,8 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     if not qualities:
         raise ValueError("no quality method: give --method and / or --quality-csv")
 
-    results = evaluate(protocol, scores, qualities, args.fmr, args.edc_limit, args.pair_quality, args.bootstrap, args.random_seeds)
+    results = evaluate(protocol, scores, qualities, args.fmr, args.edc_limit, args.pair_quality, args.bootstrap, args.random_seeds, args.edc_start_fnmr)
+    edc_threshold = f"at FMR {args.fmr:g}" if args.edc_start_fnmr is None else f"at a starting FNMR of {args.edc_start_fnmr:g} (on all mated pairs)"
     rows, markdown = results_table(results)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
         f"{len(images)} images; {dropped} pairs dropped (an image without a face for the comparison model).\n"
         f"Comparison model: {args.comparison_model}; quality model: {quality_model_name}; pair quality: {args.pair_quality}; landmarks: {args.landmarks}.\n"
         f"ERC: FNMR at a threshold re-derived at FMR {args.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
-        f"[0, r]. EDC: threshold fixed at FMR {args.fmr:g} before discarding; pAUC x 1e3 to {args.edc_limit:g}, "
+        f"[0, r]. EDC: threshold fixed {edc_threshold} before discarding; pAUC x 1e3 to {args.edc_limit:g}, "
         f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({args.bootstrap} resamples); "
         f"random: mean and +-1 sd over {args.random_seeds} seeds. Lower is better.\n"
     )
