@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--eps", type=float, default=0.001)
-    parser.add_argument("--batch-size", type=int, default=None, help="images per engine batch (default: all on GPU; on CPU one per thread, scored side by side)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per engine batch (default: all on GPU; on CPU the CLI's default for the model)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; medians are reported (default 3)")
     parser.add_argument("--glibc-defaults", action="store_true", help="leave glibc's allocator as it is (the CLI keeps freed memory: faceqan/allocator.py)")
     args = parser.parse_args()
@@ -141,7 +141,7 @@ def main() -> None:
     model = load_model(args.model, device)
     x = aligned_images(model, args.images).to(device)
     n = len(x)
-    batch = args.batch_size or (n if device.type == "cuda" else default_batch_size(device))
+    batch = args.batch_size or (n if device.type == "cuda" else default_batch_size(device, model.spec))
     print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), k={args.copies}, l={args.steps}, eps={args.eps}, engine batch {batch}, freed memory kept in the heap: {heap_kept}")
 
     def forward_only():

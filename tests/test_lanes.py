@@ -54,3 +54,14 @@ def test_faceqan_scores_a_batch_one_image_per_lane(two_threads, tiny_net, tiny_i
     assert {size for _, size in net.calls} == {2, 3}  # clean + mirror, then the 3 copies of one image
     alone = torch.cat([scorer(tiny_images[i : i + 1]).quality for i in range(3)])
     torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
+
+
+def test_default_cpu_batch_follows_the_models_measured_lanes(two_threads):
+    from faceqan.models.dlib import DLIB_SPEC
+    from faceqan.models.sface import SFACE_SPEC
+    from faceqan.pipeline import default_batch_size
+
+    assert default_batch_size("cpu", DLIB_SPEC) == 2  # one image per thread, side by side
+    assert default_batch_size("cpu", SFACE_SPEC) == 1  # measured no faster, 500 MB more per lane
+    assert default_batch_size("cpu") == 1
+    assert default_batch_size("cuda", SFACE_SPEC) == 32

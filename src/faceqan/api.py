@@ -28,7 +28,7 @@ def score_paths(
     method = faceqan_method(scorer)
     preparer = FacePreparer(model.spec, aligned=aligned, faces=faces, landmarks=landmarks)
     device = scorer.device
-    batch_size = batch_size or default_batch_size(device)
+    batch_size = batch_size or default_batch_size(device, model.spec)
     rows: list[dict] = []
     limit = BatchLimit()
     for batch in prepared_batches(expand_videos([str(p) for p in paths], frame_step), preparer, batch_size):

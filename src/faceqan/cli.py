@@ -33,7 +33,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="paper", help="paper (section III) or official (its code)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same scores (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: on CPU one per core, up to 8, scored side by side; 32 on GPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
 
 
 def _add_landmarks_option(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +145,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         **_scoring_settings(args), "aligned": args.aligned, "faces": args.faces,
         "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
     }  # fmt: skip
-    batch_size = args.batch_size or default_batch_size(args.device)
+    batch_size = args.batch_size or default_batch_size(args.device, model.spec)
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
     done = sum(summary.statuses.values())
     per_image = summary.seconds / max(1, summary.total_inputs - summary.skipped)

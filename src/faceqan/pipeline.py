@@ -16,6 +16,7 @@ import torch
 
 from .faces.prepare import FacePreparer, PreparedFace
 from .faces.video import expand_videos
+from .models.spec import ModelSpec
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
@@ -47,11 +48,13 @@ def collect_inputs(inputs: Iterable[str | Path], frame_step: int = 1) -> list[st
     return expand_videos(dict.fromkeys(found), frame_step)
 
 
-def default_batch_size(device: str | torch.device) -> int:
-    """Images per batch: on the CPU one per intra-op thread, up to 8, as FaceQAN scores a
-    batch's images side by side, one thread each (faceqan/lanes.py; each image in flight holds
-    its k copies' activations: about 30 MB with dlib, 500 MB with SFace); 32 on a GPU."""
-    return min(torch.get_num_threads(), 8) if torch.device(device).type == "cpu" else 32
+def default_batch_size(device: str | torch.device, spec: ModelSpec | None = None) -> int:
+    """Images per batch: 32 on a GPU. On the CPU, FaceQAN scores a batch's images side by
+    side, one thread each (faceqan/lanes.py): one image per intra-op thread, up to 8, for
+    models whose spec says that is faster (``cpu_lanes``: dlib), else 1."""
+    if torch.device(device).type != "cpu":
+        return 32
+    return min(torch.get_num_threads(), 8) if spec is not None and spec.cpu_lanes else 1
 
 
 def chips_to_tensor(chips: list[np.ndarray]) -> torch.Tensor:

@@ -40,7 +40,7 @@ class RequestError(ValueError):
 
 class QualityService:
     """Scores uploaded images with one model; thread-safe. ``max_batch``: most faces scored
-    together (default: the device's batch size, one per core on the CPU); ``max_wait``: seconds a batch
+    together (default: the device's batch size for the model); ``max_wait``: seconds a batch
     waits for more requests."""
 
     def __init__(
@@ -54,7 +54,7 @@ class QualityService:
         self._idle: dict[tuple[bool, str], queue.SimpleQueue[FacePreparer]] = {}
         self._idle_lock = threading.Lock()
         self._limit = BatchLimit()  # used by the batcher's one thread only
-        self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or default_batch_size(device), max_wait)
+        self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or default_batch_size(device, model.spec), max_wait)
 
     def _score_faces(self, faces: list[PreparedFace]) -> list[dict]:
         return score_batch(faces, self.method, self.device, self._limit)

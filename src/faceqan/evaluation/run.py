@@ -101,7 +101,8 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
         if name == "faceqan":
             scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
             cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name, quality_model))
-            rows = cached_values(images, preparer, faceqan_method(scorer), cache, batch, not args.quiet, args.device)
+            faceqan_batch = args.batch_size or default_batch_size(args.device, quality_model.spec)
+            rows = cached_values(images, preparer, faceqan_method(scorer), cache, faceqan_batch, not args.quiet, args.device)
             for label, column in FACEQAN_COLUMNS.items():
                 qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
         else:

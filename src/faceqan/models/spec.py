@@ -31,6 +31,9 @@ class ModelSpec:
     bgr: bool = False
     notes: str = ""
     default_eps: float = 0.001  # FaceQAN's eps for this model (the paper's 0.001 unless measured: `faceqan calibrate`)
+    # Score a CPU batch's images side by side, one thread each, by default (faceqan/lanes.py):
+    # only where that measured faster; each image in flight holds its k copies' activations.
+    cpu_lanes: bool = False
 
     def describe(self) -> str:
         size = f"{self.embedding_size}-d" if self.embedding_size else "?-d"
