@@ -41,6 +41,12 @@ def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp
         assert float(table[method]["erc_auc@20"]) >= 0
     assert any(name.startswith("random") for name in table)
     assert (out / "erc.png").stat().st_size > 1000 and (out / "edc.png").stat().st_size > 1000
+    with open(out / "qualities.csv", newline="") as handle:
+        per_image = list(csv.DictReader(handle))
+    assert len(per_image) == 8 and {"path", "faceqan", "s_f (from faceqan)", "flip", "sharpness", "serfiq"} <= set(per_image[0])
+    assert all(0 < float(row["faceqan"]) <= 1 for row in per_image)
+    # s_f from FaceQAN and the flip baseline are the same quantity, computed apart.
+    assert all(float(row["s_f (from faceqan)"]) == pytest.approx(float(row["flip"]), abs=1e-4) for row in per_image)
     assert "28 pairs (12 mated, 16 non-mated)" in (out / "results.md").read_text()
     assert "| images rejected | faceqan threshold | FNMR faceqan |" in (out / "results.md").read_text()
     with open(out / "operating_points.csv", newline="") as handle:

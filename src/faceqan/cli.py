@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pair-quality", choices=("min", "mean", "product"), default="min")
     evaluate.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples over identities for the 95%% intervals (0: none)")
     evaluate.add_argument("--random-seeds", type=int, default=10, help="seeds of the random-quality baseline (default 10)")
-    evaluate.add_argument("--out", default="evaluation", help="output folder (results.csv, results.md, erc.png, edc.png)")
+    evaluate.add_argument("--out", default="evaluation", help="output folder (results.csv, results.md, operating_points.csv, qualities.csv, erc.png, edc.png)")
     evaluate.add_argument("--cache", default=".faceqan-cache", help="cache folder for embeddings and qualities")
     evaluate.add_argument("--quiet", action="store_true")
     _add_landmarks_option(evaluate)

@@ -136,6 +136,8 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     markdown += _operating_points(protocol, scores, qualities, args, out)
     (out / "results.md").write_text(header + "\n" + markdown)
     _write_csv(out / "results.csv", rows)
+    # Each image's quality per method (empty: no quality), for analyses of one's own.
+    _write_csv(out / "qualities.csv", [{"path": path, **{name: "" if np.isnan(v[i]) else float(v[i]) for name, v in qualities.items()}} for i, path in enumerate(images)])
     plot_curves(results, str(out) + "/", f"{protocol.name}, {args.comparison_model} errors, {quality_model_name} quality")
     (out / "settings.json").write_text(json.dumps(vars(args), indent=1, default=str))
     print(header + "\n" + markdown)
