@@ -1,6 +1,7 @@
 """`faceqan evaluate` end to end on every protocol kind, with caching."""
 
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -45,6 +46,7 @@ def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp
         per_image = list(csv.DictReader(handle))
     assert len(per_image) == 8 and {"path", "faceqan", "s_f (from faceqan)", "flip", "sharpness", "serfiq"} <= set(per_image[0])
     assert all(0 < float(row["faceqan"]) <= 1 for row in per_image)
+    assert "faceqan" in json.loads((out / "settings.json").read_text())["provenance"]
     # s_f from FaceQAN and the flip baseline are the same quantity, computed apart.
     assert all(float(row["s_f (from faceqan)"]) == pytest.approx(float(row["flip"]), abs=1e-4) for row in per_image)
     assert "28 pairs (12 mated, 16 non-mated)" in (out / "results.md").read_text()

@@ -99,3 +99,21 @@ def test_other_formats_resume(faces, reference, tmp_path, suffix):
     assert sorted(r["path"] for r in rows) == sorted(reference)
     for row in rows:
         assert row["quality"] == pytest.approx(float(reference[row["path"]]["quality"]), abs=1e-6)
+
+
+def test_settings_keep_the_versions_that_made_the_run_without_blocking_resume(tmp_path):
+    import json
+
+    import torch
+
+    import faceqan
+
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), *ARGS]) == EXIT_OK
+    sidecar = tmp_path / "out.csv.settings.json"
+    settings = json.loads(sidecar.read_text())
+    assert settings["provenance"]["faceqan"] == faceqan.__version__ and settings["provenance"]["torch"] == torch.__version__
+    settings["provenance"]["faceqan"] = "0.0.1"  # made by an older version: still resumable
+    sidecar.write_text(json.dumps(settings))
+    assert main(["score", str(faces[0]), "-o", str(out), "--resume", *ARGS]) == EXIT_OK

@@ -36,22 +36,39 @@ def _settings_file(output: Path) -> Path:
     return output.with_name(output.name + ".settings.json")
 
 
+def provenance() -> dict:
+    """Versions that produced a run, kept beside its settings (not compared on --resume)."""
+    import platform
+
+    import numpy as np
+    import torch
+
+    from . import __version__
+
+    return {"faceqan": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _write_settings(sidecar: Path, settings: dict) -> None:
+    sidecar.write_text(json.dumps({**settings, "provenance": provenance()}, indent=1, sort_keys=True))
+
+
 def check_resume(output: Path, settings: dict, resume: bool) -> set[str]:
     """Paths already done in ``output``; refuses to mix runs with different settings."""
     sidecar = _settings_file(output)
     existing = read_rows(output)
     if not existing and not output.exists():
-        sidecar.write_text(json.dumps(settings, indent=1, sort_keys=True))
+        _write_settings(sidecar, settings)
         return set()
     if not resume:
         raise RunError(f"{output} exists: pass --resume to continue it, or choose another output")
     if sidecar.exists():
         previous = json.loads(sidecar.read_text())
+        previous.pop("provenance", None)
         changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
         if changed:
             raise RunError(f"cannot resume {output}: settings differ from its run ({', '.join(changed)})")
     else:
-        sidecar.write_text(json.dumps(settings, indent=1, sort_keys=True))
+        _write_settings(sidecar, settings)
     return {row["path"] for row in existing}
 
 

@@ -14,6 +14,7 @@ from ..cache import ResultCache
 from ..faces.prepare import FacePreparer
 from ..models import create_model
 from ..pipeline import default_batch_size
+from ..runner import provenance
 from ..sinks import read_rows
 from ..embedding import embedding_method
 from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
@@ -139,6 +140,6 @@ def run_evaluation(args: argparse.Namespace) -> list[dict]:
     # Each image's quality per method (empty: no quality), for analyses of one's own.
     _write_csv(out / "qualities.csv", [{"path": path, **{name: "" if np.isnan(v[i]) else float(v[i]) for name, v in qualities.items()}} for i, path in enumerate(images)])
     plot_curves(results, str(out) + "/", f"{protocol.name}, {args.comparison_model} errors, {quality_model_name} quality")
-    (out / "settings.json").write_text(json.dumps(vars(args), indent=1, default=str))
+    (out / "settings.json").write_text(json.dumps({**vars(args), "provenance": provenance()}, indent=1, default=str))
     print(header + "\n" + markdown)
     return rows
