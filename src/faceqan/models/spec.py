@@ -42,7 +42,8 @@ class ModelSpec:
             f"{self.name}: {self.input_size}x{self.input_size} {order}, network input (pixel - {self.input_mean:g}) / "
             f"{self.input_std:g}, {size} embedding; FaceQAN eps {self.default_eps:g}; weights: {self.weights}"
         )
-        return text + (f"; {self.notes}" if self.notes else "")
+        text += f"; {self.notes}" if self.notes else ""
+        return text + ("; on the CPU, batches scored side by side (one image per core)" if self.cpu_lanes else "")
 
 
 def arcface_spec(name: str, weights: str, input_size: int = 112, **kwargs) -> ModelSpec:
