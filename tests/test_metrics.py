@@ -156,20 +156,27 @@ def test_bootstrap_over_groups_brackets_the_statistic():
     np.testing.assert_array_equal(bootstrap(statistic, sparse, 20), bootstrap(statistic, sparse.astype(float), 20))
 
 
-def test_paired_differences_show_a_real_gap():
-    from faceqan.evaluation.evaluate import evaluate, results_table
+def _quality_driven_protocol(rng, identities: int, floor: float):
+    """All pairs among 4 images per identity; mated pairs of low-quality images get low scores,
+    so the true per-image quality predicts errors. Returns (protocol, scores, true quality)."""
     from faceqan.evaluation.protocols import Protocol
 
-    rng = np.random.default_rng(0)
-    n_images = 400
-    identity = np.repeat(np.arange(100), 4)
+    n_images = 4 * identities
+    identity = np.repeat(np.arange(identities), 4)
     first, second = np.triu_indices(n_images, k=1)
     mated = identity[first] == identity[second]
     image_quality = rng.uniform(size=n_images)
-    # Mated pairs of low-quality images get low scores: the true quality predicts errors.
-    scores = np.where(mated, 0.05 + 0.6 * np.minimum(image_quality[first], image_quality[second]), 0.0) + rng.normal(0, 0.05, first.size)
+    scores = np.where(mated, floor + 0.6 * np.minimum(image_quality[first], image_quality[second]), 0.0) + rng.normal(0, 0.05, first.size)
     protocol = Protocol([str(i) for i in range(n_images)], first, second, mated, np.zeros(first.size, int), identity[first], "synthetic")
-    qualities = {"truth": image_quality, "noise": rng.uniform(size=n_images)}
+    return protocol, scores, image_quality
+
+
+def test_paired_differences_show_a_real_gap():
+    from faceqan.evaluation.evaluate import evaluate, results_table
+
+    rng = np.random.default_rng(0)
+    protocol, scores, image_quality = _quality_driven_protocol(rng, 100, 0.05)
+    qualities = {"truth": image_quality, "noise": rng.uniform(size=len(protocol.images))}
     results = evaluate(protocol, scores, qualities, fmr=1e-2, resamples=30, random_seeds=2)
     low, high = results[1].differences["erc_auc@20"]
     assert 0 < low < high  # the noise method is worse than the truth, and the interval says so
@@ -180,16 +187,9 @@ def test_paired_differences_show_a_real_gap():
 
 def test_edc_from_a_starting_fnmr():
     from faceqan.evaluation.evaluate import evaluate
-    from faceqan.evaluation.protocols import Protocol
 
-    rng = np.random.default_rng(3)
-    n_images = 300
-    identity = np.repeat(np.arange(75), 4)
-    first, second = np.triu_indices(n_images, k=1)
-    mated = identity[first] == identity[second]
-    image_quality = rng.uniform(size=n_images)
-    scores = np.where(mated, 0.3 + 0.6 * np.minimum(image_quality[first], image_quality[second]), 0.0) + rng.normal(0, 0.05, first.size)
-    protocol = Protocol([str(i) for i in range(n_images)], first, second, mated, np.zeros(first.size, int), identity[first], "synthetic")
+    protocol, scores, image_quality = _quality_driven_protocol(np.random.default_rng(3), 75, 0.3)
+    mated = protocol.mated
 
     def edc_result(start):
         return evaluate(protocol, scores, {"truth": image_quality}, fmr=1e-2, resamples=0, random_seeds=0, edc_start_fnmr=start)[0]
