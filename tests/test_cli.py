@@ -87,6 +87,10 @@ def test_demo_ranks_the_samples(capsys, variant):
     assert main(["demo", "--variant", variant, "--copies", "2", "--steps", "1"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert any("original" in line for line in lines) and any("blur sigma 5" in line for line in lines)
+    # The noisy copy's refinement crops hold no face: its line says which landmarks aligned it.
+    [noisy] = [line for line in lines if "noise sigma 40" in line]
+    assert noisy.endswith("(landmarks: single: refinement found no face)")
+    assert not any("landmarks" in line for line in lines if "original" in line)
 
 
 def test_score_with_sface_from_a_raw_photo(tmp_path):

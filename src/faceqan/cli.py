@@ -171,7 +171,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'rank':>4}  {'sample':<22} {'quality':>8} {'mean_sim':>9} {'std_sim':>8} {'flip_sim':>8}")
     for rank, row in enumerate(rows, 1):
         if row["status"] == "ok":
-            print(f"{rank:>4}  {row['path']:<22} {row['quality']:8.4f} {row['mean_sim']:9.5f} {row['std_sim']:8.5f} {row['flip_sim']:8.4f}")
+            note = "" if row["landmarks"] == "refined" else f"  (landmarks: {row['landmarks']})"
+            print(f"{rank:>4}  {row['path']:<22} {row['quality']:8.4f} {row['mean_sim']:9.5f} {row['std_sim']:8.5f} {row['flip_sim']:8.4f}{note}")
         else:
             print(f"{rank:>4}  {row['path']:<22} {row['status']}: {row['error']}")
     return EXIT_OK
