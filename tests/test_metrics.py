@@ -202,3 +202,30 @@ def test_edc_from_a_starting_fnmr():
     assert low.values["erc_auc@20"] == by_fmr.values["erc_auc@20"]  # the ERC does not depend on it
     with pytest.raises(ValueError, match="starting FNMR"):
         edc_result(1.5)
+
+
+def test_plots_draw_the_random_mean_and_one_line_for_identical_curves(tmp_path):
+    from PIL import Image
+
+    from faceqan.evaluation.evaluate import _mean_step_curve, curve_lines, evaluate, plot_curves
+
+    rng = np.random.default_rng(1)
+    protocol, scores, image_quality = _quality_driven_protocol(rng, 40, 0.05)
+    qualities = {"truth": image_quality, "same as truth": image_quality.copy(), "noise": rng.uniform(size=len(protocol.images))}
+    results = evaluate(protocol, scores, qualities, fmr=1e-2, resamples=0, random_seeds=4)
+    for kind in ("erc", "edc"):
+        lines = curve_lines(results, kind)
+        assert [label for label, *_ in lines] == ["truth = same as truth", "noise", "random (mean over seeds)"]
+        assert [is_random for *_, is_random in lines] == [False, False, True]
+    # The random line is the mean of the seeds' curves: flat in expectation, at the full-set FNMR.
+    random_erc = results[-1].erc_curve[1]
+    assert random_erc[0] == pytest.approx(results[0].erc_curve[1][0])
+    assert abs(np.nanmean(random_erc[:40]) - random_erc[0]) < 0.5 * random_erc[0]
+    for path in plot_curves(results, f"{tmp_path}/", "synthetic"):
+        with Image.open(path) as image:
+            assert image.size == (768, 528)
+
+    # Mean of step curves on a grid: each value holds from its x to the next.
+    grid, mean = _mean_step_curve([(np.array([0.0, 0.5]), np.array([1.0, 0.0])), (np.array([0.0]), np.array([0.5]))], points=5)
+    np.testing.assert_allclose(grid, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(mean, [0.75, 0.75, 0.25, 0.25, 0.25])

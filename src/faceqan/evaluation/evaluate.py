@@ -61,6 +61,14 @@ class MethodResult:
     differences: dict[str, tuple[float, float]] = field(default_factory=dict)
     erc_curve: tuple[np.ndarray, np.ndarray] | None = None
     edc_curve: tuple[np.ndarray, np.ndarray] | None = None
+    random_baseline: bool = False  # curves: the mean over random seeds
+
+
+def _mean_step_curve(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 1001) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of step curves (each value holds from its x to the next), on a common grid."""
+    grid = np.linspace(0, 1, points)
+    values = [y[np.clip(np.searchsorted(x, grid, side="right") - 1, 0, None)] for x, y in curves]
+    return grid, np.mean(values, axis=0)
 
 
 @dataclass(frozen=True)
@@ -149,15 +157,21 @@ def evaluate(
                     result.differences[key] = (float(np.nanpercentile(difference, 2.5)), float(np.nanpercentile(difference, 97.5)))
         results.append(result)
     if random_seeds:
-        runs = []
+        runs, erc_curves, edc_curves = [], [], []
         for seed in range(random_seeds):
             q = np.random.default_rng(seed).uniform(size=len(protocol.images))
             pq = pair_quality(q[protocol.first], q[protocol.second], how)
-            runs.append(_metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit, None, edc_start_fnmr)[0])
+            values, erc_curve, edc_curve = _metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit, None, edc_start_fnmr)
+            runs.append(values)
+            erc_curves.append(erc_curve.y)
+            edc_curves.append((edc_curve.x, edc_curve.y))
         keys = runs[0].keys()
         mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         spread = {k: (mean[k] - float(np.std([r[k] for r in runs])), mean[k] + float(np.std([r[k] for r in runs]))) for k in keys}
-        results.append(MethodResult(f"random ({random_seeds} seeds, +-1 sd)", mean, spread))
+        results.append(MethodResult(
+            f"random ({random_seeds} seeds, +-1 sd)", mean, spread, erc_curve=(erc_curve.x, np.mean(erc_curves, axis=0)),
+            edc_curve=_mean_step_curve(edc_curves), random_baseline=True,
+        ))  # fmt: skip
     return results
 
 
@@ -191,6 +205,24 @@ def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
     return rows, "\n".join(lines) + "\n"
 
 
+def curve_lines(results: Iterable[MethodResult], kind: str) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
+    """What an ``erc`` or ``edc`` plot draws: (label, x, y, is the random baseline) per line.
+    Methods with identical curves (flip and s_f from FaceQAN are one quantity) share a line."""
+    lines: list[tuple[str, np.ndarray, np.ndarray, bool]] = []
+    for result in results:
+        curve = result.erc_curve if kind == "erc" else result.edc_curve
+        if curve is None:
+            continue
+        x, y = curve
+        label = "random (mean over seeds)" if result.random_baseline else result.name
+        same = next((i for i, line in enumerate(lines) if np.array_equal(line[1], x) and np.array_equal(line[2], y, equal_nan=True)), None)
+        if same is None:
+            lines.append((label, x, y, result.random_baseline))
+        else:
+            lines[same] = (f"{lines[same][0]} = {label}", *lines[same][1:])
+    return lines
+
+
 def plot_curves(results: Iterable[MethodResult], path_prefix: str, title: str) -> list[str]:
     """erc.png and edc.png beside ``path_prefix``."""
     import matplotlib
@@ -198,21 +230,22 @@ def plot_curves(results: Iterable[MethodResult], path_prefix: str, title: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = list(results)
     written = []
     for kind in ("erc", "edc"):
         figure, axes = plt.subplots(figsize=(6.4, 4.4))
-        for result in results:
-            curve = result.erc_curve if kind == "erc" else result.edc_curve
-            if curve is None:
-                continue
-            x, y = curve
+        x_limit, top = (0.8 if kind == "erc" else 0.4), 0.0
+        for label, x, y, is_random in curve_lines(results, kind):
+            top = max(top, float(np.nanmax(y[x <= x_limit], initial=0.0)))
+            style = {"color": "0.5", "linestyle": "--"} if is_random else {}
             if kind == "edc":
-                axes.step(x, y, where="post", label=result.name)
+                axes.step(x, y, where="post", label=label, **style)
             else:
-                axes.plot(x, y, label=result.name)
+                axes.plot(x, y, label=label, **style)
         axes.set_xlabel("fraction of mated pairs discarded")
         axes.set_ylabel("FNMR" + (" (threshold re-derived at FMR)" if kind == "erc" else " (fixed threshold)"))
-        axes.set_xlim(0, 0.8 if kind == "erc" else 0.4)
+        axes.set_xlim(0, x_limit)
+        axes.set_ylim(0, top * 1.05 or 1.0)  # what is in view, not the curves' tails past the limit
         axes.set_title(f"{kind.upper()}: {title}", fontsize=9)
         axes.legend(fontsize=7)
         figure.tight_layout()
