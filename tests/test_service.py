@@ -51,6 +51,7 @@ def test_an_upload_scores_like_the_same_file(server, dlib_model, scorer, tmp_pat
     assert row["status"] == "ok" and row["path"] == "face.jpg"
     assert row["quality"] == pytest.approx(expected["quality"], rel=1e-6)
     assert row["flip_sim"] == pytest.approx(expected["flip_sim"], rel=1e-6)
+    assert row["landmarks"] == expected["landmarks"] == "refined"  # the server's and the API's default
 
 
 def test_every_face_with_faces_all(server):
