@@ -22,7 +22,7 @@ def score_paths(
     landmarks: str = "refined",
     frame_step: int = 1,
 ) -> list[dict]:
-    """One result row per path (per face with ``faces='all'``): quality, its parts, status,
+    """One result row per path (per face with ``faces='all'``): quality, its parts, landmarks, status,
     error. A video path gives a row per ``frame_step``-th frame, its path ``clip.mp4#frame=N``."""
     scorer = scorer or FaceQAN(model)
     method = faceqan_method(scorer)
