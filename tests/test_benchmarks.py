@@ -70,3 +70,26 @@ def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path):
     images = load_protocol(str(pairs), max_images=4).images
     _, values = _quality_from_csv(f"pose={out}", images)
     assert len(values) == 4 and np.all(values <= 0) and np.all(np.isfinite(values))
+
+
+def test_adversarial_weight_at_one_ranks_like_faceqan(tmp_path):
+    from scipy.stats import spearmanr
+
+    from faceqan.evaluation.run import _quality_from_csv
+
+    rng = np.random.default_rng(0)
+    q_adv, flip = rng.uniform(0.9, 1.0, 50), rng.uniform(0.8, 1.0, 50)
+    qualities = tmp_path / "qualities.csv"
+    lines = ["path,faceqan,faceqan q_adv (no symmetry),s_f (from faceqan)"]
+    lines += [f"img{i}.jpg,{(a * f) ** 5},{a},{f}" for i, (a, f) in enumerate(zip(q_adv, flip))]
+    lines.append("missing.jpg,,,")
+    qualities.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "weights.csv"
+    _run("adversarial_weight.py", str(qualities), "--weights", "0.00001", "1", "100000", "--out", str(out))
+    images = [f"img{i}.jpg" for i in range(50)] + ["missing.jpg"]
+    columns = {w: _quality_from_csv(f"{w}={out}:{w}", images)[1] for w in ("w1e-05", "w1", "w100000")}
+    for values in columns.values():
+        assert np.isnan(values[-1]) and np.isfinite(values[:-1]).all()
+    assert spearmanr(columns["w1"][:-1], (q_adv * flip) ** 5).correlation == pytest.approx(1.0)
+    assert spearmanr(columns["w1e-05"][:-1], flip).correlation == pytest.approx(1.0)  # s_f alone
+    assert spearmanr(columns["w100000"][:-1], q_adv).correlation == pytest.approx(1.0)  # q_adv alone
