@@ -163,13 +163,13 @@ def evaluate(
             pq = pair_quality(q[protocol.first], q[protocol.second], how)
             values, erc_curve, edc_curve = _metrics(_RankedPairs.build(scores, pq, mated, nonmated), fmr, edc_limit, None, edc_start_fnmr)
             runs.append(values)
-            erc_curves.append(erc_curve.y)
+            erc_curves.append(erc_curve)
             edc_curves.append((edc_curve.x, edc_curve.y))
         keys = runs[0].keys()
         mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         spread = {k: (mean[k] - float(np.std([r[k] for r in runs])), mean[k] + float(np.std([r[k] for r in runs]))) for k in keys}
         results.append(MethodResult(
-            f"random ({random_seeds} seeds, +-1 sd)", mean, spread, erc_curve=(erc_curve.x, np.mean(erc_curves, axis=0)),
+            f"random ({random_seeds} seeds, +-1 sd)", mean, spread, erc_curve=(erc_curves[0].x, np.mean([c.y for c in erc_curves], axis=0)),
             edc_curve=_mean_step_curve(edc_curves), random_baseline=True,
         ))  # fmt: skip
     return results
