@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceqan.algorithm import FaceQAN
 from faceqan.evaluation.protocols import read_lfw_pairs
 from faceqan.faces.decode import decode_image
 from faceqan.faces.prepare import FacePreparer
 from faceqan.models import create_model
-from faceqan.pipeline import faceqan_method, score_batch
+from faceqan.methods import create_method
+from faceqan.pipeline import score_batch
 
 from lfw_accuracy import DEFAULT_LFW
 
@@ -45,8 +45,7 @@ def main() -> None:
 
     paths = read_lfw_pairs(Path(args.lfw) / "pairs.txt").images[: args.images]
     model = create_model(args.model)
-    args.eps = args.eps or model.spec.default_eps
-    method = faceqan_method(FaceQAN(model, eps=args.eps, variant=args.variant))
+    method = create_method("faceqan", model, eps=args.eps, variant=args.variant)
     preparer = FacePreparer(model.spec)
     lower, compared, seconds = 0, 0, 0.0
     for path in paths:
@@ -58,7 +57,7 @@ def main() -> None:
         if original["status"] == copy["status"] == "ok":
             compared += 1
             lower += copy["quality"] < original["quality"]
-    print(f"model {args.model}, eps {args.eps}, {args.variant}: degraded copy scores lower in {lower}/{compared} = {lower / compared:.3f}")
+    print(f"model {args.model}, {method.describe()}: degraded copy scores lower in {lower}/{compared} = {lower / compared:.3f}")
     print(f"FaceQAN scoring: {seconds / (2 * len(paths)):.3f} s per image (attack only, detection excluded)")
 
 

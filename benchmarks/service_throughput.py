@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceqan.algorithm import FaceQAN
 from faceqan.demo import degraded_samples
-from faceqan.pipeline import faceqan_method
+from faceqan.methods import create_method
 from faceqan.service import QualityService
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,11 +51,11 @@ def main() -> None:
 
     device = torch.device(args.device)
     model = load_model(args.model, device)
-    method = faceqan_method(FaceQAN(model, model.spec.default_eps))
+    method = create_method("faceqan", model)
     bodies = uploads(args.clients * args.requests)
     print(f"model {args.model} on {device}: {args.clients} clients x {args.requests} requests, one face each")
     for batch_size in args.batch_sizes:
-        service = QualityService(model, method, {}, str(device), batch_size, args.max_wait_ms / 1000)
+        service = QualityService(model, method, {}, batch_size, args.max_wait_ms / 1000)
         service.score(bodies[0], "warm-up")
         failures = []
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+from faceqan.algorithm import FaceQAN, uniform_noise
 from faceqan.allocator import keep_freed_memory
 from faceqan.official_loop import official_quality
-from faceqan.pipeline import default_batch_size
+from faceqan.methods import FaceQANMethod
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lfw_accuracy import DEFAULT_LFW  # noqa: E402
@@ -141,7 +141,7 @@ def main() -> None:
     model = load_model(args.model, device)
     x = aligned_images(model, args.images).to(device)
     n = len(x)
-    batch = args.batch_size or (n if device.type == "cuda" else default_batch_size(device, model.spec))
+    batch = args.batch_size or (n if device.type == "cuda" else FaceQANMethod(model).default_batch_size())
     print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), k={args.copies}, l={args.steps}, eps={args.eps}, engine batch {batch}, freed memory kept in the heap: {heap_kept}")
 
     def forward_only():
@@ -152,12 +152,12 @@ def main() -> None:
     forward_seconds, forward_peak, _ = measure(forward_only, device)
     report("one forward (no grad)", forward_seconds, forward_peak, n)
 
-    noise = uniform_noise((args.copies, *x.shape[1:]), image_keys(x), 0, device)
+    noise = uniform_noise((args.copies, *x.shape[1:]), 0, device)  # every image's k patterns
 
     def official_loop():
         for p in model.parameters():
             p.requires_grad_(True)  # the official code builds parameter gradients too
-        scores = [official_quality(model, (x[i] + 1) / 2, noise[i], args.eps, args.steps) for i in range(n)]
+        scores = [official_quality(model, (x[i] + 1) / 2, noise, args.eps, args.steps) for i in range(n)]
         for p in model.parameters():
             p.requires_grad_(False)
             p.grad = None

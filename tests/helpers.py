@@ -64,7 +64,7 @@ def write_odd_mode_faces(folder: Path) -> list[str]:
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     rgba[:40, :, 3] = 0  # a transparent band at the top, away from the face
     Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
-    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(folder / "deep16.png")
+    Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(folder / "deep16.png")
     rotated = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1)))  # stored sideways
     exif = rotated.getexif()
     exif[0x0112] = 6  # displayed rotated 90 degrees clockwise, i.e. upright again

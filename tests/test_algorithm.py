@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from faceqan.algorithm import FaceQAN, image_keys, uniform_noise
+from faceqan.algorithm import FaceQAN, uniform_noise
 from faceqan.official_loop import official_quality
 
 
@@ -40,7 +40,7 @@ def test_bim_step_size_direction_and_clipping():
 
     x = images.double().numpy()
     wn = w.double().numpy()
-    noise = uniform_noise((copies, *shape), image_keys(images), 0, torch.device("cpu")).double().numpy()
+    noise = uniform_noise((copies, *shape), 0).double().numpy()[None]  # every image gets the same k patterns
     adv = np.clip(x[:, None] + eps * noise, -1, 1)
     u0 = (x * wn).reshape(2, -1).sum(1)
     for _ in range(steps):
@@ -76,8 +76,8 @@ def test_official_variant_equals_the_official_loop(tiny_net, tiny_images):
     eps, iters, k = 0.01, 4, 6
     for param in tiny_net.parameters():
         param.requires_grad_(True)  # the official loop computes parameter gradients too
-    noise = uniform_noise((k, 3, 16, 16), image_keys(tiny_images), 3, torch.device("cpu"))
-    expected = [official_quality(tiny_net, (img + 1) / 2, noise[i], eps, iters) for i, img in enumerate(tiny_images)]
+    noise = uniform_noise((k, 3, 16, 16), 3)
+    expected = [official_quality(tiny_net, (img + 1) / 2, noise, eps, iters) for img in tiny_images]
     ours = FaceQAN(tiny_net, eps=eps, steps=iters, copies=k, variant="official", seed=3)(tiny_images).quality
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-4, atol=1e-6)
 
@@ -115,3 +115,58 @@ def test_eps_calibration_refuses_bad_targets(tiny_net, tiny_images):
 
     with pytest.raises(ValueError, match="target similarity"):
         calibrate_eps(tiny_net, tiny_images, target_similarity=1.2)
+
+
+def test_noise_is_the_same_for_every_image_and_set_by_the_seed_alone(tiny_net, tiny_images):
+    scorer = FaceQAN(tiny_net, eps=0.01, steps=2, copies=3, seed=5)
+    noise = scorer.noise((3, 16, 16), torch.device("cpu"))
+    torch.testing.assert_close(noise, uniform_noise((3, 3, 16, 16), 5), rtol=0, atol=0)
+    assert not torch.equal(noise, uniform_noise((3, 3, 16, 16), 6))
+    assert noise.abs().max() <= 1 and noise.std() > 0.5  # U(-1, 1)
+
+
+def test_a_one_grey_level_change_moves_the_score_by_float_noise_only(tiny_net, tiny_images):
+    """OpenCV's SIMD paths can change an aligned chip by one grey level in a few pixels; the
+    noise, shared by all images, does not change with it, so the score barely moves."""
+    scorer = FaceQAN(tiny_net, eps=0.05, steps=3, copies=6, power=1)
+    nudged = tiny_images.clone()
+    nudged[:, 0, 5, 5] += 1 / 127.5
+    before, after = scorer(tiny_images), scorer(nudged.clamp(-1, 1))
+    np.testing.assert_allclose(after.quality.numpy(), before.quality.numpy(), atol=2e-3)
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 255.0), (-1.5, 1.0)])
+def test_images_outside_minus_one_to_one_are_refused(tiny_net, low, high):
+    images = torch.linspace(low, high, 3 * 16 * 16).view(1, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        FaceQAN(tiny_net)(images)
+
+
+def test_official_variant_refuses_a_fractional_power(tiny_net):
+    with pytest.raises(ValueError, match="integer power"):
+        FaceQAN(tiny_net, variant="official", power=2.5)
+    FaceQAN(tiny_net, variant="official", power=3.0)  # an integer given as a float is fine
+
+
+def test_eps_defaults_to_the_models_own(tiny_net):
+    from faceqan.models.dlib import DLIB_SPEC
+    from faceqan.models.spec import FaceModel
+
+    assert FaceQAN(FaceModel(tiny_net, DLIB_SPEC)).eps == DLIB_SPEC.default_eps != 0.001
+    assert FaceQAN(tiny_net).eps == 0.001  # a bare module: the paper's
+
+
+def test_a_model_whose_weights_are_all_buffers_is_found_on_its_device(tiny_net):
+    from faceqan.algorithm import model_device
+
+    class BufferNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", torch.ones(3), persistent=True)
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3)) * self.w
+
+    net = BufferNet().to("meta")
+    assert model_device(net).type == "meta"
+    assert model_device(nn.Identity()).type == "cpu"

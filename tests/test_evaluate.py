@@ -13,7 +13,8 @@ from faceqan.evaluation.protocols import load_protocol, read_lfw_pairs
 
 from helpers import face_rgb
 
-FAST = ["--copies", "2", "--steps", "1", "--bootstrap", "5", "--random-seeds", "3", "--quiet"]
+QUICK = ["--bootstrap", "5", "--random-seeds", "3", "--quiet"]
+FAST = ["--copies", "2", "--steps", "1", *QUICK]  # for runs with FaceQAN
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp
 
 def test_edc_threshold_from_a_starting_fnmr_on_the_command_line(identity_folder, tmp_path):
     out = tmp_path / "eval"
-    args = [str(identity_folder), "--method", "sharpness", "--out", str(out), "--cache", str(tmp_path / "cache"), *FAST]
+    args = [str(identity_folder), "--method", "sharpness", "--out", str(out), "--cache", str(tmp_path / "cache"), *QUICK]
     assert main(["evaluate", *args, "--edc-start-fnmr", "0.25"]) == EXIT_OK
     assert "EDC: threshold fixed at a starting FNMR of 0.25 (on all mated pairs)" in (out / "results.md").read_text()
     assert main(["evaluate", *args, "--edc-start-fnmr", "2"]) != EXIT_OK
@@ -84,7 +85,7 @@ def test_csv_protocol_and_quality_from_a_score_file(identity_folder, tmp_path):
     scores = tmp_path / "scores.csv"
     assert main(["score", str(identity_folder), "-o", str(scores), "--copies", "2", "--steps", "1", "--quiet"]) == EXIT_OK
     out = tmp_path / "eval"
-    assert main(["evaluate", str(protocol), "--quality-csv", f"fq={scores}", "--quality-csv", f"sf={scores}:flip_sim", "--out", str(out), "--cache", str(tmp_path / "c"), *FAST]) == EXIT_OK
+    assert main(["evaluate", str(protocol), "--quality-csv", f"fq={scores}", "--quality-csv", f"sf={scores}:flip_sim", "--out", str(out), "--cache", str(tmp_path / "c"), *QUICK]) == EXIT_OK
     table = _table(out)
     assert set(table) >= {"fq", "sf"}
 
@@ -115,3 +116,14 @@ def test_comparison_scores_in_chunks_are_the_cosines_and_flag_missing_embeddings
     expected = np.sum(unit[protocol.first] * unit[protocol.second], axis=1)
     np.testing.assert_array_equal(valid, (protocol.first != 4) & (protocol.second != 4))
     np.testing.assert_allclose(scores[valid], expected[valid])
+
+
+def test_options_no_method_takes_and_model_options_are_refused_before_any_work(identity_folder, tmp_path, capsys):
+    args = [str(identity_folder), "--out", str(tmp_path / "eval"), "--cache", str(tmp_path / "c"), *QUICK]
+    assert main(["evaluate", *args, "--method", "flip", "--eps", "0.01"]) == 2
+    assert "no method among flip takes the option(s) eps" in capsys.readouterr().err
+    assert main(["evaluate", *args, "--method", "nonsense"]) == 2
+    assert "unknown quality method 'nonsense'" in capsys.readouterr().err
+    assert main(["evaluate", *args, "--method", "flip", "--model", "sface"]) == 2
+    assert "--comparison-model and --quality-model" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -10,7 +10,8 @@ import torch
 
 from faceqan.algorithm import FaceQAN
 from faceqan.faces.prepare import PreparedFace
-from faceqan.pipeline import default_batch_size, faceqan_method, score_batch
+from faceqan.methods import create_method
+from faceqan.pipeline import score_batch
 
 from helpers import face_rgb
 
@@ -36,10 +37,12 @@ def test_sface_batch_on_cuda_matches_the_cpu():
     cpu_model = create_model("sface")
     preparer = FacePreparer(cpu_model.spec)
     faces = preparer.from_array("astronaut", face_rgb()) * 3
-    cpu_rows = score_batch(faces, faceqan_method(FaceQAN(cpu_model, cpu_model.spec.default_eps, copies=4)), "cpu")
+    cpu_rows = score_batch(faces, create_method("faceqan", cpu_model, copies=4))
     gpu_model = create_model("sface", DEVICE)
-    assert default_batch_size(DEVICE) > 1 or DEVICE == "cpu"
-    gpu_rows = score_batch(faces + [PreparedFace("bad", status="no_face", error="none")], faceqan_method(FaceQAN(gpu_model, gpu_model.spec.default_eps, copies=4)), DEVICE)
+    gpu_method = create_method("faceqan", gpu_model, copies=4)
+    assert gpu_method.device.type == torch.device(DEVICE).type
+    assert gpu_method.default_batch_size() > 1 or DEVICE == "cpu"
+    gpu_rows = score_batch(faces + [PreparedFace("bad", status="no_face", error="none")], gpu_method)
     assert [r["status"] for r in gpu_rows] == ["ok"] * 3 + ["no_face"]
     for cpu_row, gpu_row in zip(cpu_rows, gpu_rows):
         assert gpu_row["quality"] == pytest.approx(cpu_row["quality"], rel=2e-3)

@@ -56,12 +56,13 @@ def test_faceqan_scores_a_batch_one_image_per_lane(two_threads, tiny_net, tiny_i
     torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
 
 
-def test_default_cpu_batch_follows_the_models_measured_lanes(two_threads):
+def test_default_cpu_batch_follows_the_models_measured_lanes(two_threads, tiny_net):
+    from faceqan.methods import create_method
     from faceqan.models.dlib import DLIB_SPEC
     from faceqan.models.sface import SFACE_SPEC
-    from faceqan.pipeline import default_batch_size
+    from faceqan.models.spec import FaceModel
 
-    assert default_batch_size("cpu", DLIB_SPEC) == 2  # one image per thread, side by side
-    assert default_batch_size("cpu", SFACE_SPEC) == 1  # measured no faster, 500 MB more per lane
-    assert default_batch_size("cpu") == 1
-    assert default_batch_size("cuda", SFACE_SPEC) == 32
+    assert create_method("faceqan", FaceModel(tiny_net, DLIB_SPEC)).default_batch_size() == 2  # one image per thread, side by side
+    assert create_method("faceqan", FaceModel(tiny_net, SFACE_SPEC)).default_batch_size() == 1  # measured no faster, 500 MB more per lane
+    assert create_method("faceqan", tiny_net).default_batch_size() == 1
+    assert create_method("flip", FaceModel(tiny_net, DLIB_SPEC)).default_batch_size() == 1

@@ -153,11 +153,11 @@ def test_faceqan_runs_on_a_users_module():
 
 
 def test_serfiq_runs_on_a_converted_onnx_graph():
-    from faceqan.baselines import create_baseline
+    from faceqan.methods import create_method
 
     model = create_model("sface")
     assert any(isinstance(m, nn.Linear) for m in model.modules())
-    quality = create_baseline("serfiq", model)(_faces())["quality"]
+    quality = create_method("serfiq", model)(_faces())["quality"]
     assert quality.shape == (2,) and torch.all((quality > 0) & (quality < 1))
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from faceqan.algorithm import FaceQAN
 from faceqan.api import score_paths
-from faceqan.pipeline import faceqan_method
+from faceqan.methods import FaceQANMethod
 from faceqan.service import QualityService, make_server
 
 from helpers import face_rgb, jpeg_bytes, start_cli, write_bad_cases
@@ -23,7 +23,7 @@ def scorer(dlib_model):
 
 @pytest.fixture(scope="module")
 def server(dlib_model, scorer):
-    service = QualityService(dlib_model, faceqan_method(scorer), {"model": "dlib", "copies": 2}, max_pixels=10_000_000)
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {"model": "dlib", "copies": 2}, max_pixels=10_000_000)
     server = make_server(service, port=0, max_bytes=2_000_000, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -121,7 +121,7 @@ def test_concurrent_uploads_all_get_their_own_answer(server):
 
 
 def test_concurrent_requests_are_scored_in_one_batch_each_with_its_own_rows(dlib_model, scorer):
-    method = faceqan_method(scorer)
+    method = FaceQANMethod.from_scorer(scorer)
     batch_sizes = []
 
     def counting(images):
@@ -147,7 +147,7 @@ def test_concurrent_requests_are_scored_in_one_batch_each_with_its_own_rows(dlib
 
 
 def test_preparer_options_reach_the_detector(dlib_model, scorer):
-    service = QualityService(dlib_model, faceqan_method(scorer), {}, landmarks="refined", min_det_score=0.8)
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {}, landmarks="refined", min_det_score=0.8)
     preparer = service.new_preparer(False, "largest")
     assert preparer.detector.refine and preparer.min_det_score == 0.8
 

@@ -11,14 +11,17 @@ Two variants:
   similarities recorded before each update (l * k values, the last adversarial batch never
   scored); Q = (q_adv * s_f) ** p with s_f unclipped.
 
-Noise is drawn from a generator seeded by (seed, image key), the key defaulting to a hash
-of the image's pixels, so an image gets the same noise, hence the same score, whatever
-batch it lands in.
+Noise: the k noise patterns come from a generator seeded by ``seed`` alone and every image
+gets the same k patterns (common random numbers). So an image's score does not depend on
+its batch, its device, or on the last bit of a pixel: a noise keyed on a hash of the pixels
+(as before 0.2) turned a one-grey-level difference in two pixels, which OpenCV's SIMD paths
+give the aligned chip on different CPUs, into a different noise draw and a score 0.017 away.
+Shared noise also removes the noise draw's variance from comparisons between images.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -69,23 +72,49 @@ def aggregate(similarities: torch.Tensor, flip_sim: torch.Tensor, power: float, 
     return QualityParts(base**power, mean, std, flip_sim, q_adv)
 
 
-def image_keys(images: torch.Tensor) -> list[int]:
-    """A 63-bit key per image from a hash of its pixels (seeds its noise)."""
-    flat = images.detach().to("cpu", torch.float32).contiguous().view(images.shape[0], -1)
-    return [int.from_bytes(hashlib.blake2b(row.numpy().tobytes(), digest_size=8).digest(), "little") >> 1 for row in flat]
-
-
-def uniform_noise(shape: tuple[int, ...], keys: list[int], seed: int, device: torch.device) -> torch.Tensor:
-    """U(-1, 1) noise of shape (len(keys), *shape), each image's slice from its own generator.
-
-    Drawn on the CPU so that the same seed gives the same noise on every device.
-    """
-    noise = torch.empty((len(keys), *shape))
-    generator = torch.Generator()
-    for i, key in enumerate(keys):
-        generator.manual_seed((seed * 0x9E3779B97F4A7C15 + key) % (1 << 63))
-        noise[i].uniform_(-1.0, 1.0, generator=generator)
+def uniform_noise(shape: tuple[int, ...], seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """U(-1, 1) noise of ``shape`` (k, C, H, W) from a generator seeded by ``seed``: the k
+    patterns every image gets. Drawn on the CPU, so the same seed gives the same noise on
+    every device."""
+    noise = torch.empty(shape)
+    noise.uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(seed % (1 << 63)))
     return noise.to(device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a module's tensors live: its first parameter's or, for a module whose weights are
+    all buffers, its first buffer's device (CPU for a module with neither)."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+PAPER_EPS = 0.001
+
+
+def default_eps(model: nn.Module) -> float:
+    """The model's own eps (its ``spec.default_eps``: dlib 0.01, SFace 0.0045), else the paper's 0.001."""
+    spec = getattr(model, "spec", None)
+    return float(getattr(spec, "default_eps", PAPER_EPS))
+
+
+# Inputs may exceed [-1, 1] by float rounding (chips_to_tensor is exact; resizing is not).
+RANGE_TOLERANCE = 1e-3
+
+
+def check_images(images: torch.Tensor) -> None:
+    """Refuse what is not a batch of RGB images in [-1, 1] (e.g. 0..255 pixels), with a message that says what."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or infinite values")
+    if images.numel() == 0:
+        return
+    low, high = float(images.min()), float(images.max())
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"images must have pixels in [-1, 1] (pixel / 127.5 - 1), got values in [{low:.4g}, {high:.4g}]"
+            + ("; 0..255 images need x / 127.5 - 1" if high > 2 else "")
+        )
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -95,6 +124,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class FaceQAN:
     """Scores batches of aligned faces with FaceQAN against one differentiable FR model.
 
+    ``eps=None`` takes the model's own eps (``default_eps``), as the CLI and the service do.
     The model is put in eval mode, its parameters' gradients are turned off (only the input
     gets gradients) and, with ``channels_last``, its weights are stored NHWC: in place.
 
@@ -106,7 +136,7 @@ class FaceQAN:
     def __init__(
         self,
         model: nn.Module,
-        eps: float = 0.001,
+        eps: float | None = None,
         steps: int = 5,
         copies: int = 10,
         power: float = 5,
@@ -116,12 +146,19 @@ class FaceQAN:
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if eps is None:
+            eps = default_eps(model)
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         if steps < 1 or copies < 1:
             raise ValueError(f"steps and copies must be at least 1, got {steps} and {copies}")
         if variant == "paper" and copies < 2:
             raise ValueError("copies must be at least 2: the score uses the spread of the k similarities")
+        if variant == "official" and power != int(power):
+            raise ValueError(
+                f"the official variant needs an integer power p, got {power}: its base q_adv * s_f is not clipped, and a "
+                "negative base (s_f < 0) has no real fractional power; use an integer p or variant='paper'"
+            )
         self.model = model.eval().requires_grad_(False)
         # NHWC convolutions: 27% faster per image with dlib on this project's CPUs
         # (benchmarks/speed.py); scores unchanged beyond float noise.
@@ -130,11 +167,18 @@ class FaceQAN:
         self.eps, self.steps, self.copies, self.power = eps, steps, copies, power
         self.variant, self.seed = variant, seed
         self._lanes = CpuLanes()
+        self._noise: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
-        param = next(self.model.parameters(), None)
-        return param.device if param is not None else torch.device("cpu")
+        return model_device(self.model)
+
+    def noise(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """The k noise patterns (k, C, H, W) for images of ``shape`` (C, H, W), kept per shape and device."""
+        key = (shape, device)
+        if key not in self._noise:
+            self._noise[key] = uniform_noise((self.copies, *shape), self.seed, device)
+        return self._noise[key]
 
     def _loss_grad(self, adv: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradient of sum(1 - cos(M(adv), target)) w.r.t. adv only, and the similarities."""
@@ -143,21 +187,15 @@ class FaceQAN:
         (grad,) = torch.autograd.grad((1 - sims).sum(), adv)
         return grad, sims.detach()
 
-    def __call__(self, images: torch.Tensor, keys: list[int] | None = None) -> QualityParts:
-        """Score a batch; ``keys`` (one int per image) replace the pixel hash as noise seeds."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        if not torch.isfinite(images).all():
-            raise ValueError("images contain NaN or infinite values")
-        keys = image_keys(images) if keys is None else keys
-        if len(keys) != images.shape[0]:
-            raise ValueError(f"got {len(keys)} keys for {images.shape[0]} images")
-        if self.device.type == "cpu" and len(keys) > 1:
-            # One image per lane: every image has its own noise, so the split changes nothing.
-            return QualityParts.concat(self._lanes.map(lambda i: self._score(images[i : i + 1], keys[i : i + 1]), range(len(keys))))
-        return self._score(images, keys)
+    def __call__(self, images: torch.Tensor) -> QualityParts:
+        """Score a batch of aligned faces (N, 3, H, W) with pixels in [-1, 1]."""
+        check_images(images)
+        if self.device.type == "cpu" and images.shape[0] > 1:
+            # One image per lane: every image gets the same noise, so the split changes nothing.
+            return QualityParts.concat(self._lanes.map(lambda i: self._score(images[i : i + 1]), range(images.shape[0])))
+        return self._score(images)
 
-    def _score(self, images: torch.Tensor, keys: list[int]) -> QualityParts:
+    def _score(self, images: torch.Tensor) -> QualityParts:
         x = images.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         n, k = x.shape[0], self.copies
         with torch.no_grad():
@@ -165,7 +203,7 @@ class FaceQAN:
         clean, flipped = both[:n], both[n:]
         flip_sim = cosine(clean, flipped)
         target = clean.repeat_interleave(k, dim=0)
-        noise = uniform_noise((k, *x.shape[1:]), keys, self.seed, x.device).flatten(0, 1)
+        noise = self.noise(tuple(x.shape[1:]), x.device).repeat(n, 1, 1, 1)
         start = x.repeat_interleave(k, dim=0).contiguous(memory_format=self.memory_format)
         if self.variant == "paper":
             sims = self._attack_paper(start, noise, target)

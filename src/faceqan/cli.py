@@ -27,11 +27,11 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-std", type=float, default=None, help="default 127.5 (0 and 1 for ONNX graphs that normalise themselves)")
     parser.add_argument("--bgr", action="store_true", help="model file expects BGR channel order")
     parser.add_argument("--eps", type=float, default=None, help="attack strength eps in [-1, 1] pixel units (default: the model's, see `faceqan models`; the paper's is 0.001)")
-    parser.add_argument("--steps", "-l", type=int, default=5, help="BIM iterations l (default 5)")
-    parser.add_argument("--copies", "-k", type=int, default=10, help="noisy copies k (default 10)")
-    parser.add_argument("--power", "-p", type=float, default=5, help="exponent p of the final score (default 5)")
-    parser.add_argument("--variant", choices=VARIANTS, default="paper", help="paper (section III) or official (its code)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same scores (default 0)")
+    parser.add_argument("--steps", "-l", type=int, default=None, help="BIM iterations l (default 5)")
+    parser.add_argument("--copies", "-k", type=int, default=None, help="noisy copies k (default 10)")
+    parser.add_argument("--power", "-p", type=float, default=None, help="exponent p of the final score (default 5)")
+    parser.add_argument("--variant", choices=VARIANTS, default=None, help="paper (section III, default) or official (its code)")
+    parser.add_argument("--seed", type=int, default=None, help="noise seed (FaceQAN, SER-FIQ, random); same seed, same scores (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
 
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score image files, folders or path lists into a CSV / JSONL / Parquet file")
     score.add_argument("inputs", nargs="+", help="image or video files, folders (recursive, images) or .txt files listing paths")
     score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    score.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
     _add_faceqan_options(score)
     score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
+    serve.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
     _add_faceqan_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(demo)
 
     commands.add_parser("models", help="list the built-in FR models and their input specs")
+    commands.add_parser("methods", help="list the quality methods and their options")
 
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
     evaluate.add_argument("protocol", help="LFW-style pairs .txt, a CSV path1,path2,mated[,fold], or a folder of identity sub-folders (all pairs)")
@@ -107,46 +110,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scorer(args: argparse.Namespace):
-    from .algorithm import FaceQAN
+def _model(args: argparse.Namespace):
+    """The FR model the options name, on the device they name (checked first)."""
+    from .devices import resolve_device
     from .models import create_model
-    from .pipeline import faceqan_method
 
+    device = resolve_device(args.device)
     file_options = {
         name: value
         for name, value in [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
         if value is not None
     }
-    model = create_model(args.model, args.device, **file_options)
-    if args.eps is None:
-        args.eps = model.spec.default_eps
-    scorer = FaceQAN(model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
-    return model, faceqan_method(scorer)
+    return create_model(args.model, device, **file_options)
 
 
-def _scoring_settings(args: argparse.Namespace) -> dict:
-    """The model, alignment and FaceQAN settings that decide a score (after ``_scorer`` filled in eps)."""
-    names = ("model", "arch", "input_size", "input_mean", "input_std", "bgr", "landmarks", "eps", "steps", "copies", "power", "variant", "seed")
-    return {name: getattr(args, name) for name in names}
+METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed")
+
+
+def _method(args: argparse.Namespace, model, name: str = "faceqan", only_accepted: bool = False):
+    """The quality method ``name`` with the options given on the command line; an option the
+    method does not take is an error, unless ``only_accepted`` (evaluate's several methods)."""
+    from .methods import METHODS, create_method, method_options
+
+    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
+    if only_accepted and name in METHODS:
+        options = {key: value for key, value in options.items() if key in method_options(name)}
+    return create_method(name, model, **options)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .faces.prepare import FacePreparer
-    from .pipeline import collect_inputs, default_batch_size
-    from .runner import run_scoring
+    from .pipeline import collect_inputs
+    from .runner import run_scoring, scoring_settings
+    from .sinks import output_format
 
+    output_format(args.output)  # an unsupported output fails now, not after scoring
     paths = collect_inputs(args.inputs, args.frame_step)
     if not paths:
         print("faceqan: no input images found", file=sys.stderr)
         return EXIT_START_FAILED
-    model, method = _scorer(args)
+    model = _model(args)
+    method = _method(args, model, args.method)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
-    settings = {
-        **_scoring_settings(args), "aligned": args.aligned, "faces": args.faces,
-        "min_face_size": args.min_face_size, "min_det_score": args.min_det_score,
-    }  # fmt: skip
-    batch_size = args.batch_size or default_batch_size(args.device, model.spec)
-    summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.device, args.resume, not args.quiet)
+    settings = scoring_settings(args.model, model, method, preparer)
+    batch_size = args.batch_size or method.default_batch_size()
+    summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.resume, not args.quiet)
     done = sum(summary.statuses.values())
     per_image = summary.seconds / max(1, summary.total_inputs - summary.skipped)
     print(
@@ -162,30 +170,24 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-    from .faces.prepare import FacePreparer
+    from .demo import demo_rows, demo_table
 
-    model, method = _scorer(args)
-    rows = run_demo(method, FacePreparer(model.spec))
-    print(f"FaceQAN quality with model {args.model} (eps={args.eps}, l={args.steps}, k={args.copies}, p={args.power}, {args.variant}):")
-    print(f"{'rank':>4}  {'sample':<22} {'quality':>8} {'mean_sim':>9} {'std_sim':>8} {'flip_sim':>8}")
-    for rank, row in enumerate(rows, 1):
-        if row["status"] == "ok":
-            note = "" if row["landmarks"] == "refined" else f"  (landmarks: {row['landmarks']})"
-            print(f"{rank:>4}  {row['path']:<22} {row['quality']:8.4f} {row['mean_sim']:9.5f} {row['std_sim']:8.5f} {row['flip_sim']:8.4f}{note}")
-        else:
-            print(f"{rank:>4}  {row['path']:<22} {row['status']}: {row['error']}")
+    model = _model(args)
+    method = _method(args, model)
+    print(demo_table(args.model, method, demo_rows(model, method)))
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .faces.prepare import FacePreparer
+    from .runner import scoring_settings
     from .service import QualityService, make_server
 
-    model, method = _scorer(args)
-    service = QualityService(
-        model, method, _scoring_settings(args), args.device, args.batch_size, args.max_wait_ms / 1000,
-        min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels, landmarks=args.landmarks,
-    )  # fmt: skip
+    model = _model(args)
+    method = _method(args, model, args.method)
+    preparer_options = {"min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
+    settings = scoring_settings(args.model, model, method, FacePreparer(model.spec, aligned=True, **preparer_options))
+    service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, **preparer_options)
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
     host, port = server.server_address[:2]
     print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health); Ctrl-C stops", file=sys.stderr, flush=True)
@@ -206,7 +208,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .faces.prepare import FacePreparer
     from .pipeline import chips_to_tensor, collect_inputs
 
-    model, _ = _scorer(args)
+    model = _model(args)
+    method = _method(args, model)  # checks the options; calibration varies its eps
     preparer = FacePreparer(model.spec, args.aligned)
     chips, failures = [], Counter()
     for path in collect_inputs(args.inputs):
@@ -222,10 +225,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"faceqan: no face found in the inputs ({found or 'no inputs'})", file=sys.stderr)
         return EXIT_START_FAILED
     target = args.target_sim if args.target_sim is not None else DEFAULT_TARGET_SIMILARITY
+    s = method.scorer
     result = calibrate_eps(
-        model, chips_to_tensor(chips[: args.max_images]).to(args.device), target, args.eps, args.steps, args.copies, args.variant, args.seed
+        model, chips_to_tensor(chips[: args.max_images]).to(method.device), target, s.eps, s.steps, s.copies, s.variant, s.seed
     )
-    print(f"model {args.model}, {min(len(chips), args.max_images)} faces, l {args.steps}, k {args.copies}, {args.variant}: median mean_sim per eps")
+    print(f"model {args.model}, {min(len(chips), args.max_images)} faces, l {s.steps}, k {s.copies}, {s.variant}: median mean_sim per eps")
     for eps, similarity in result.tried:
         print(f"  eps {eps:.6g}: {similarity:.4f}")
     print(f"eps {result.eps:.3g} gives a median mean_sim of {result.similarity:.4f} (target {target:g}): use --eps {result.eps:.3g}")
@@ -246,10 +250,27 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.run import run_evaluation
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import METHODS, method_options
 
-    run_evaluation(args)
+    for name, cls in METHODS.items():
+        print(f"{name}: {cls.summary}\n    columns: {', '.join(cls.columns)}; options: {', '.join(method_options(name)) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.run import EvaluationConfig, run_evaluation
+
+    if args.arch or args.input_size or args.input_mean is not None or args.input_std is not None or args.bgr or args.model != "dlib":
+        raise ValueError("evaluate takes its models from --comparison-model and --quality-model (built-in names); --model and the model-file options do not apply here")
+    config = EvaluationConfig(
+        protocol=args.protocol, methods=args.method, quality_csv=args.quality_csv, all_pairs=args.all_pairs, max_images=args.max_images,
+        comparison_model=args.comparison_model, quality_model=args.quality_model,
+        method_options={key: getattr(args, key) for key in METHOD_OPTIONS}, landmarks=args.landmarks, fmr=args.fmr,
+        edc_limit=args.edc_limit, edc_start_fnmr=args.edc_start_fnmr, pair_quality=args.pair_quality, bootstrap=args.bootstrap,
+        random_seeds=args.random_seeds, out=args.out, cache=args.cache, device=args.device, batch_size=args.batch_size, quiet=args.quiet,
+    )  # fmt: skip
+    run_evaluation(config)
     return EXIT_OK
 
 
@@ -260,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

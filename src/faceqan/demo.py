@@ -7,6 +7,8 @@ import numpy as np
 from skimage import data
 
 from .faces.prepare import FacePreparer
+from .methods import QualityMethod, create_method
+from .models.spec import FaceModel
 from .pipeline import Method, score_batch
 
 
@@ -35,3 +37,24 @@ def run_demo(method: Method, preparer: FacePreparer) -> list[dict]:
     faces = [face for name, rgb in degraded_samples().items() for face in preparer.from_array(name, rgb)]
     rows = score_batch(faces, method)
     return sorted(rows, key=lambda r: (r["status"] != "ok", -(r.get("quality") or 0.0)))
+
+
+def demo_rows(model: FaceModel, method: QualityMethod | None = None) -> list[dict]:
+    """The demo's rows with ``model`` (and FaceQAN at the model's defaults unless ``method``)."""
+    return run_demo(method or create_method("faceqan", model), FacePreparer(model.spec))
+
+
+def demo_table(model_name: str, method: QualityMethod, rows: list[dict]) -> str:
+    """What ``faceqan demo`` prints (and README.md shows: tests/test_readme.py compares them)."""
+    options = method.options()
+    lines = [
+        f"FaceQAN quality with model {model_name} (eps={options['eps']:g}, l={options['steps']}, k={options['copies']}, p={options['power']:g}, {options['variant']}):",
+        f"{'rank':>4}  {'sample':<22} {'quality':>8} {'mean_sim':>9} {'std_sim':>8} {'flip_sim':>8}",
+    ]
+    for rank, row in enumerate(rows, 1):
+        if row["status"] == "ok":
+            note = "" if row["landmarks"] == "refined" else f"  (landmarks: {row['landmarks']})"
+            lines.append(f"{rank:>4}  {row['path']:<22} {row['quality']:8.4f} {row['mean_sim']:9.5f} {row['std_sim']:8.5f} {row['flip_sim']:8.4f}{note}")
+        else:
+            lines.append(f"{rank:>4}  {row['path']:<22} {row['status']}: {row['error']}")
+    return "\n".join(lines)

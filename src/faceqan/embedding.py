@@ -1,4 +1,4 @@
-"""Embeddings of image files with an FR model, through the same preparation as scoring."""
+"""Embeddings of faces with an FR model, through the same preparation and batch loop as scoring."""
 
 from __future__ import annotations
 
@@ -8,29 +8,28 @@ import numpy as np
 import torch
 
 from .faces.prepare import FacePreparer
+from .methods.base import QualityMethod
 from .models.spec import FaceModel
-from .pipeline import BatchLimit, Method, prepared_batches, score_batch
+from .pipeline import score_stream
 
 
-def embedding_method(model: FaceModel) -> Method:
-    """The model's embedding as a scoring method (one ``embedding`` column per face)."""
+class EmbeddingMethod(QualityMethod):
+    """The model's embedding as one ``embedding`` column per face (not a quality: used by evaluate)."""
 
-    def method(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    name = "embedding"
+    columns = ("embedding",)
+
+    def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return {"embedding": model(images).cpu()}
-
-    return method
+            return {"embedding": self.model(images)}
 
 
-def embed_paths(
-    paths: Iterable[str], model: FaceModel, preparer: FacePreparer, batch_size: int = 32, device: str = "cpu"
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def embed_paths(paths: Iterable[str], model: FaceModel, preparer: FacePreparer, batch_size: int = 32) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Embedding of the first face row of each path, and the error of each path that has none."""
     embeddings: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    method, limit = embedding_method(model), BatchLimit()
-    for faces in prepared_batches(paths, preparer, batch_size):
-        for row in score_batch(faces, method, device, limit):
+    for rows in score_stream(paths, preparer, EmbeddingMethod(model), batch_size):
+        for row in rows:
             if row["face"] != 0:
                 continue
             if row["status"] == "ok":

@@ -16,12 +16,12 @@ import torch
 
 from .faces.prepare import FacePreparer, PreparedFace
 from .faces.video import expand_videos
-from .models.spec import ModelSpec
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 
-# A scoring method: a batch of aligned faces (N, 3, S, S) in [-1, 1] -> columns of N values.
+# A scoring method: a batch of aligned faces (N, 3, S, S) in [-1, 1] -> columns of N values
+# (a methods.QualityMethod, or any callable; its ``device`` attribute, if any, gets the batch).
 Method = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
@@ -46,15 +46,6 @@ def collect_inputs(inputs: Iterable[str | Path], frame_step: int = 1) -> list[st
         else:
             raise FileNotFoundError(f"input not found: {path}")
     return expand_videos(dict.fromkeys(found), frame_step)
-
-
-def default_batch_size(device: str | torch.device, spec: ModelSpec | None = None) -> int:
-    """Images per batch: 32 on a GPU. On the CPU, FaceQAN scores a batch's images side by
-    side, one thread each (faceqan/lanes.py): one image per intra-op thread, up to 8, for
-    models whose spec says that is faster (``cpu_lanes``: dlib), else 1."""
-    if torch.device(device).type != "cpu":
-        return 32
-    return min(torch.get_num_threads(), 8) if spec is not None and spec.cpu_lanes else 1
 
 
 def chips_to_tensor(chips: list[np.ndarray]) -> torch.Tensor:
@@ -99,7 +90,7 @@ class BatchLimit:
     size: int | None = None  # None: no limit met yet
 
 
-def _method_columns(chips: list[np.ndarray], method: Method, device, limit: BatchLimit | None = None) -> list[dict[str, float] | str]:
+def _method_columns(chips: list[np.ndarray], method: Method, device: torch.device, limit: BatchLimit | None = None) -> list[dict[str, float] | str]:
     """Per chip, its method values, or the error message when the model fails on it.
 
     A failing batch is retried in halves, down to single chips, so one bad input cannot sink
@@ -122,8 +113,9 @@ def _method_columns(chips: list[np.ndarray], method: Method, device, limit: Batc
         return _method_columns(chips[:half], method, device, limit) + _method_columns(chips[half:], method, device, limit)
 
 
-def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.device = "cpu", limit: BatchLimit | None = None) -> list[dict]:
+def score_batch(faces: list[PreparedFace], method: Method, limit: BatchLimit | None = None) -> list[dict]:
     """Result rows for one batch: the method's columns for ok faces, the error for others."""
+    device = torch.device(getattr(method, "device", "cpu"))
     ok = [face for face in faces if face.chip is not None]
     values = iter(_method_columns([face.chip for face in ok], method, device, limit) if ok else [])
     rows = []
@@ -141,15 +133,14 @@ def score_batch(faces: list[PreparedFace], method: Method, device: str | torch.d
     return rows
 
 
+def score_stream(paths: Iterable[str], preparer: FacePreparer, method: Method, batch_size: int) -> Iterator[list[dict]]:
+    """The one batch loop of every entry point: result rows batch by batch, the next batch
+    prepared while this one is scored; a batch too large for the device's memory makes the
+    batches after it smaller."""
+    limit = BatchLimit()
+    for faces in prepared_batches(paths, preparer, batch_size):
+        yield score_batch(faces, method, limit)
+
+
 def _box_text(box: tuple[float, float, float, float] | None) -> str:
     return "" if box is None else " ".join(f"{v:.1f}" for v in box)
-
-
-def faceqan_method(scorer: Callable[[torch.Tensor], object]) -> Method:
-    """Adapt a FaceQAN scorer (returns QualityParts) to the Method interface."""
-
-    def method(images: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts = scorer(images)
-        return {name: getattr(parts, name) for name in ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv")}
-
-    return method

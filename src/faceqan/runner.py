@@ -11,8 +11,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .faces.prepare import FacePreparer
-from .pipeline import BatchLimit, Method, prepared_batches, score_batch
-from .sinks import RowWriter, read_rows
+from .methods import QualityMethod
+from .models.spec import FaceModel
+from .pipeline import Method, score_stream
+from .sinks import FACEQAN_COLUMNS, RowWriter, read_rows, row_columns
 
 
 class RunError(Exception):
@@ -48,6 +50,14 @@ def provenance() -> dict:
     return {"faceqan": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
+def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, preparer: FacePreparer) -> dict:
+    """Everything that decides a run's rows: the faceqan version, the model (name and a hash of
+    its weights), the method's options and the face preparation. A resume must match them all."""
+    from . import __version__
+
+    return {"faceqan": __version__, "model": model_name, "model_sha256": model.fingerprint(), **method.settings(), **preparer.settings()}
+
+
 def _write_settings(sidecar: Path, settings: dict) -> None:
     sidecar.write_text(json.dumps({**settings, "provenance": provenance()}, indent=1, sort_keys=True))
 
@@ -79,7 +89,6 @@ def run_scoring(
     preparer: FacePreparer,
     settings: dict,
     batch_size: int = 8,
-    device: str = "cpu",
     resume: bool = False,
     progress: bool = True,
 ) -> RunSummary:
@@ -90,11 +99,10 @@ def run_scoring(
     todo = [p for p in paths if p not in done]
     summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
     start = time.perf_counter()
-    limit = BatchLimit()
-    with RowWriter(output) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
+    columns = row_columns(getattr(method, "columns", FACEQAN_COLUMNS))
+    with RowWriter(output, columns) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
         try:
-            for faces in prepared_batches(todo, preparer, batch_size):
-                rows = score_batch(faces, method, device, limit)
+            for rows in score_stream(todo, preparer, method, batch_size):
                 writer.write(rows)
                 summary.statuses.update(row["status"] for row in rows)
                 bar.update(len({row["path"] for row in rows}))

@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .batcher import Batcher
 from .faces.prepare import FACE_POLICIES, FacePreparer, PreparedFace
+from .methods import QualityMethod
 from .models.spec import FaceModel
-from .pipeline import BatchLimit, Method, default_batch_size, score_batch
+from .pipeline import BatchLimit, score_batch
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -44,20 +45,20 @@ class QualityService:
     waits for more requests."""
 
     def __init__(
-        self, model: FaceModel, method: Method, settings: dict, device: str = "cpu",
+        self, model: FaceModel, method: QualityMethod, settings: dict,
         max_batch: int | None = None, max_wait: float = 0.005, **preparer_options,
     ) -> None:  # fmt: skip
-        self.model, self.method, self.settings, self.device = model, method, settings, device
+        self.model, self.method, self.settings = model, method, settings
         self.preparer_options = preparer_options
         # Detectors keep state, so each request borrows an idle preparer (made on demand, kept
         # for the next request: new threads come with every connection, a detector costs a load).
         self._idle: dict[tuple[bool, str], queue.SimpleQueue[FacePreparer]] = {}
         self._idle_lock = threading.Lock()
         self._limit = BatchLimit()  # used by the batcher's one thread only
-        self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or default_batch_size(device, model.spec), max_wait)
+        self._batcher: Batcher[PreparedFace, dict] = Batcher(self._score_faces, max_batch or method.default_batch_size(), max_wait)
 
     def _score_faces(self, faces: list[PreparedFace]) -> list[dict]:
-        return score_batch(faces, self.method, self.device, self._limit)
+        return score_batch(faces, self.method, self._limit)
 
     def _prepare(self, data: bytes, name: str, aligned: bool, faces: str) -> list[PreparedFace]:
         with self._idle_lock:

@@ -11,14 +11,28 @@ import os
 from pathlib import Path
 from typing import IO
 
-COLUMNS = ["path", "face", "box", "det_score", "landmarks", "quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "status", "error"]
+FACEQAN_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
+def row_columns(method_columns: tuple[str, ...] | list[str] = FACEQAN_COLUMNS) -> list[str]:
+    """An output's columns: where the face came from, the method's columns, the outcome."""
+    return ["path", "face", "box", "det_score", "landmarks", *method_columns, "status", "error"]
+
+
+COLUMNS = row_columns()
+
+
 def output_format(path: str | Path) -> str:
+    """csv, jsonl or parquet, from the suffix; Parquet needs pyarrow, checked here, before any work."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
+    if FORMATS[suffix] == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError(f"{path}: Parquet output needs pyarrow: pip install 'faceqan[parquet]' (or write .csv / .jsonl)") from None
     return FORMATS[suffix]
 
 

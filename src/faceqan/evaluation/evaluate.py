@@ -10,7 +10,7 @@ import numpy as np
 
 from ..cache import ResultCache, file_digest
 from ..faces.prepare import FacePreparer
-from ..pipeline import BatchLimit, Method, prepared_batches, score_batch
+from ..pipeline import Method, score_stream
 from .metrics import NonmatedPairs, area, bootstrap, edc, edc_threshold, erc, pair_quality, pauc
 from .protocols import Protocol
 
@@ -18,18 +18,15 @@ AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
 ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
 
 
-def cached_values(
-    paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True, device: str = "cpu"
-) -> dict[str, dict]:
+def cached_values(paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True) -> dict[str, dict]:
     """Each path's row of ``method`` values (status included), computing only what the cache lacks."""
     from tqdm import tqdm
 
     digests = {path: file_digest(path) for path in paths}
     todo = [p for p in paths if cache.get(digests[p]) is None]
     with tqdm(total=len(todo), unit="img", disable=not progress or not todo, desc=cache.path.stem) as bar:
-        limit = BatchLimit()
-        for faces in prepared_batches(todo, preparer, batch_size):
-            rows = [row for row in score_batch(faces, method, device, limit) if row["face"] == 0]
+        for batch in score_stream(todo, preparer, method, batch_size):
+            rows = [row for row in batch if row["face"] == 0]
             cache.put_many({digests[row["path"]]: {k: v for k, v in row.items() if k not in ("path", "box")} for row in rows})
             bar.update(len(rows))
     return {path: cache.get(digests[path]) for path in paths}
@@ -100,10 +97,10 @@ def _metrics(
     if weights is not None:
         ms, mq = np.repeat(ms, weights[pairs.mated]), np.repeat(mq, weights[pairs.mated])
     if ms.size == 0 or not nw.any():  # a bootstrap resample can lack one kind
-        keys = [f"erc_auc@{int(l * 100)}" for l in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best", "fnmr@0"]
+        keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best", "fnmr@0"]
         return dict.fromkeys(keys, float("nan")), None, None
     erc_curve = erc(ms, mq, pairs.nonmated_pairs, None, fmr, ERC_FRACTIONS, nw)
-    values = {f"erc_auc@{int(l * 100)}": area(erc_curve, l) * 1e3 for l in AUC_LIMITS}
+    values = {f"erc_auc@{int(limit * 100)}": area(erc_curve, limit) * 1e3 for limit in AUC_LIMITS}
     # EDC's threshold, fixed before discarding: at the target FMR on all non-mated pairs, or at
     # the starting FNMR on all mated ones, whatever their quality.
     if edc_start_fnmr is None:
@@ -178,7 +175,7 @@ def evaluate(
 def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
     """CSV rows and a Markdown table of the results."""
     rows, lines = [], []
-    keys = [f"erc_auc@{int(l * 100)}" for l in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best"]
+    keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best"]
     lines.append("| method | " + " | ".join(keys) + " |")
     lines.append("|---|" + "---|" * len(keys))
     for result in results:

@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..cache import ResultCache
+from ..devices import resolve_device
+from ..embedding import EmbeddingMethod
 from ..faces.prepare import FacePreparer
+from ..methods import METHODS, QualityMethod, create_method, method_options
 from ..models import create_model
-from ..pipeline import default_batch_size
+from ..models.spec import FaceModel
 from ..runner import provenance
 from ..sinks import read_rows
-from ..embedding import embedding_method
 from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
 from .metrics import threshold_at_fmr
 from .operating_points import operating_points, operating_points_table, random_operating_points
 from .protocols import Protocol, load_protocol
 
-FACEQAN_COLUMNS = {"faceqan": "quality", "faceqan q_adv (no symmetry)": "q_adv", "s_f (from faceqan)": "flip_sim"}
+
+@dataclass
+class EvaluationConfig:
+    """What ``faceqan evaluate`` computes; ``method_options`` (eps, steps, seed, ...) go to each
+    method in ``methods`` that takes them, the others keep their defaults."""
+
+    protocol: str
+    methods: list[str] = field(default_factory=list)
+    quality_csv: list[str] = field(default_factory=list)
+    all_pairs: bool = False
+    max_images: int | None = None
+    comparison_model: str = "dlib"
+    quality_model: str | None = None  # None: the comparison model
+    method_options: dict = field(default_factory=dict)
+    landmarks: str = "refined"
+    fmr: float = 1e-3
+    edc_limit: float = 0.2
+    edc_start_fnmr: float | None = None
+    pair_quality: str = "min"
+    bootstrap: int = 100
+    random_seeds: int = 10
+    out: str = "evaluation"
+    cache: str = ".faceqan-cache"
+    device: str = "cpu"
+    batch_size: int | None = None
+    quiet: bool = False
 
 
 def _quality_from_csv(spec: str, images: list[str]) -> tuple[str, np.ndarray]:
@@ -47,9 +75,22 @@ def _preprocessing(model, landmarks: str) -> str:
     return key if landmarks == "single" else f"{key}|landmarks={landmarks}"
 
 
-def _faceqan_setting(args: argparse.Namespace, model_name: str, model) -> dict:
-    return {"kind": "faceqan", "model": model_name, "preprocessing": _preprocessing(model, args.landmarks), "eps": args.eps, "steps": args.steps,
-            "copies": args.copies, "power": args.power, "variant": args.variant, "seed": args.seed}  # fmt: skip
+def _cache_setting(kind: str, model_name: str, model: FaceModel, landmarks: str, options: dict) -> dict:
+    """What decides a cached value: the faceqan version, the model's weights, the preprocessing, the method's options."""
+    return {"kind": kind, "faceqan": __version__, "model": model_name, "model_sha256": model.fingerprint(),
+            "preprocessing": _preprocessing(model, landmarks), **options}  # fmt: skip
+
+
+def _create_methods(config: EvaluationConfig, model: FaceModel) -> list[QualityMethod]:
+    """The methods to evaluate, each with the options it takes; unknown names refused before any work."""
+    unknown = [name for name in config.methods if name not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown quality method {', '.join(map(repr, unknown))}; choose among {', '.join(METHODS)}")
+    given = {key: value for key, value in config.method_options.items() if value is not None}
+    unused = sorted(set(given) - {option for name in config.methods for option in method_options(name)})
+    if unused:
+        raise ValueError(f"no method among {', '.join(config.methods) or 'none'} takes the option(s) {', '.join(unused)}")
+    return [create_method(name, model, **{k: v for k, v in given.items() if k in method_options(name)}) for name in config.methods]
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -59,87 +100,78 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _operating_points(protocol: Protocol, scores: np.ndarray, qualities: dict[str, np.ndarray], args: argparse.Namespace, out: Path) -> str:
+def _operating_points(protocol: Protocol, scores: np.ndarray, qualities: dict[str, np.ndarray], config: EvaluationConfig, out: Path) -> str:
     """Write operating_points.csv; return its Markdown section for results.md."""
-    score_threshold = threshold_at_fmr(scores[~protocol.mated], args.fmr)
+    score_threshold = threshold_at_fmr(scores[~protocol.mated], config.fmr)
     points = {name: operating_points(protocol, scores, values, score_threshold) for name, values in qualities.items()}
-    if args.random_seeds:
-        points[f"random ({args.random_seeds} seeds)"] = random_operating_points(protocol, scores, score_threshold, args.random_seeds)
+    if config.random_seeds:
+        points[f"random ({config.random_seeds} seeds)"] = random_operating_points(protocol, scores, score_threshold, config.random_seeds)
     _write_csv(out / "operating_points.csv", [{"method": name, **row} for name, rows in points.items() for row in rows])
     reference = next(iter(qualities))
     return (
         f"\nOperating points: reject the images whose {reference} quality is below the threshold (and those "
-        f"without a quality), then compare the pairs left at the score threshold fixed at FMR {args.fmr:g} on all "
+        f"without a quality), then compare the pairs left at the score threshold fixed at FMR {config.fmr:g} on all "
         f"pairs ({score_threshold:.4f}). Thresholds are specific to the quality model and settings above.\n\n"
         + operating_points_table(points, reference)
     )
 
 
-def run_evaluation(args: argparse.Namespace) -> list[dict]:
-    from ..algorithm import FaceQAN
-    from ..baselines import create_baseline
-    from ..pipeline import faceqan_method
-
-    protocol = load_protocol(args.protocol, args.all_pairs, args.max_images)
+def run_evaluation(config: EvaluationConfig) -> list[dict]:
+    """Run the evaluation ``config`` describes; write its tables, plots and settings to ``config.out``."""
+    device = resolve_device(config.device)
+    protocol = load_protocol(config.protocol, config.all_pairs, config.max_images)
     images = protocol.images
-    batch = args.batch_size or default_batch_size(args.device)
-    comparison = create_model(args.comparison_model, args.device)
-    embed_cache = ResultCache(args.cache, {"kind": "embedding", "model": args.comparison_model, "preprocessing": _preprocessing(comparison, args.landmarks)})
-    embeddings = cached_values(images, FacePreparer(comparison.spec, landmarks=args.landmarks), embedding_method(comparison), embed_cache, batch, not args.quiet, args.device)
+    comparison = create_model(config.comparison_model, device)
+    quality_model_name = config.quality_model or config.comparison_model
+    quality_model = comparison if quality_model_name == config.comparison_model else create_model(quality_model_name, device)
+    methods = _create_methods(config, quality_model)
+    if not methods and not config.quality_csv:
+        raise ValueError("no quality method: give --method and / or --quality-csv")
+
+    embedder = EmbeddingMethod(comparison)
+    embed_cache = ResultCache(config.cache, _cache_setting("embedding", config.comparison_model, comparison, config.landmarks, {}))
+    preparer = FacePreparer(comparison.spec, landmarks=config.landmarks)
+    embeddings = cached_values(images, preparer, embedder, embed_cache, config.batch_size or embedder.default_batch_size(), not config.quiet)
     scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
     dropped = int((~valid).sum())
     protocol, scores = protocol.subset(valid), scores[valid]
 
     qualities: dict[str, np.ndarray] = {}
-    quality_model_name = args.quality_model or args.comparison_model
-    quality_model = comparison if quality_model_name == args.comparison_model else None
-    for name in args.method:
-        if quality_model is None:
-            quality_model = create_model(quality_model_name, args.device)
-        if args.eps is None:
-            args.eps = quality_model.spec.default_eps
-        preparer = FacePreparer(quality_model.spec, landmarks=args.landmarks)
-        if name == "faceqan":
-            scorer = FaceQAN(quality_model, args.eps, args.steps, args.copies, args.power, args.variant, args.seed)
-            cache = ResultCache(args.cache, _faceqan_setting(args, quality_model_name, quality_model))
-            faceqan_batch = args.batch_size or default_batch_size(args.device, quality_model.spec)
-            rows = cached_values(images, preparer, faceqan_method(scorer), cache, faceqan_batch, not args.quiet, args.device)
-            for label, column in FACEQAN_COLUMNS.items():
-                qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
-        else:
-            setting = {"kind": name, "model": quality_model_name, "preprocessing": _preprocessing(quality_model, args.landmarks), "seed": args.seed}
-            cache = ResultCache(args.cache, setting)
-            rows = cached_values(images, preparer, create_baseline(name, quality_model, args.seed), cache, batch, not args.quiet, args.device)
-            qualities[name] = np.array([(r or {}).get("quality", np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
-    for spec in args.quality_csv:
+    preparer = FacePreparer(quality_model.spec, landmarks=config.landmarks)
+    for method in methods:
+        cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, config.landmarks, method.options()))
+        rows = cached_values(images, preparer, method, cache, config.batch_size or method.default_batch_size(), not config.quiet)
+        for label, column in method.evaluation_columns().items():
+            qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
+    for spec in config.quality_csv:
         name, values = _quality_from_csv(spec, images)
         qualities[name] = values
-    if not qualities:
-        raise ValueError("no quality method: give --method and / or --quality-csv")
-
-    results = evaluate(protocol, scores, qualities, args.fmr, args.edc_limit, args.pair_quality, args.bootstrap, args.random_seeds, args.edc_start_fnmr)
-    edc_threshold = f"at FMR {args.fmr:g}" if args.edc_start_fnmr is None else f"at a starting FNMR of {args.edc_start_fnmr:g} (on all mated pairs)"
+    results = evaluate(protocol, scores, qualities, config.fmr, config.edc_limit, config.pair_quality, config.bootstrap, config.random_seeds, config.edc_start_fnmr)
+    edc_threshold = f"at FMR {config.fmr:g}" if config.edc_start_fnmr is None else f"at a starting FNMR of {config.edc_start_fnmr:g} (on all mated pairs)"
     rows, markdown = results_table(results)
-    out = Path(args.out)
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     mated = int(protocol.mated.sum())
     header = (
         f"Protocol: {protocol.name}: {len(protocol)} pairs ({mated} mated, {len(protocol) - mated} non-mated), "
         f"{len(images)} images; {dropped} pairs dropped (an image without a face for the comparison model).\n"
-        f"Comparison model: {args.comparison_model}; quality model: {quality_model_name}; pair quality: {args.pair_quality}; landmarks: {args.landmarks}.\n"
-        f"ERC: FNMR at a threshold re-derived at FMR {args.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
-        f"[0, r]. EDC: threshold fixed {edc_threshold} before discarding; pAUC x 1e3 to {args.edc_limit:g}, "
-        f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({args.bootstrap} resamples); "
-        f"random: mean and +-1 sd over {args.random_seeds} seeds. Lower is better.\n"
+        f"Comparison model: {config.comparison_model}; quality model: {quality_model_name}; pair quality: {config.pair_quality}; landmarks: {config.landmarks}.\n"
+        f"ERC: FNMR at a threshold re-derived at FMR {config.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
+        f"[0, r]. EDC: threshold fixed {edc_threshold} before discarding; pAUC x 1e3 to {config.edc_limit:g}, "
+        f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({config.bootstrap} resamples); "
+        f"random: mean and +-1 sd over {config.random_seeds} seeds. Lower is better.\n"
     )
-    if "faceqan" in args.method and args.eps is not None:
-        header += f"FaceQAN: eps {args.eps:g}, l {args.steps}, k {args.copies}, p {args.power:g}, variant {args.variant}, seed {args.seed}.\n"
-    markdown += _operating_points(protocol, scores, qualities, args, out)
+    for method in methods:
+        if method.options():
+            header += f"{method.describe()}.\n"
+    markdown += _operating_points(protocol, scores, qualities, config, out)
     (out / "results.md").write_text(header + "\n" + markdown)
     _write_csv(out / "results.csv", rows)
     # Each image's quality per method (empty: no quality), for analyses of one's own.
     _write_csv(out / "qualities.csv", [{"path": path, **{name: "" if np.isnan(v[i]) else float(v[i]) for name, v in qualities.items()}} for i, path in enumerate(images)])
-    plot_curves(results, str(out) + "/", f"{protocol.name}, {args.comparison_model} errors, {quality_model_name} quality")
-    (out / "settings.json").write_text(json.dumps({**vars(args), "provenance": provenance()}, indent=1, default=str))
+    plot_curves(results, str(out) + "/", f"{protocol.name}, {config.comparison_model} errors, {quality_model_name} quality")
+    settings = {**asdict(config), "methods_used": [m.settings() for m in methods], "comparison_model_sha256": comparison.fingerprint(),
+                "quality_model_sha256": quality_model.fingerprint()}  # fmt: skip
+    (out / "settings.json").write_text(json.dumps({**settings, "provenance": provenance()}, indent=1, default=str))
     print(header + "\n" + markdown)
     return rows

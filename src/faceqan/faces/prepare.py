@@ -62,6 +62,10 @@ class FacePreparer:
         self.detector = None if aligned else YuNetDetector(score_threshold=min_det_score, refine_landmarks=landmarks == "refined")
         self._videos = VideoFrames()
 
+    def settings(self) -> dict:
+        """The options that decide the chips (and so the scores)."""
+        return {"aligned": self.aligned, "faces": self.faces, "landmarks": self.landmarks, "min_face_size": self.min_face_size, "min_det_score": self.min_det_score}
+
     def __call__(self, path: str) -> list[PreparedFace]:
         """Prepare an image file, or a video frame named by ``video.frame_name``."""
         try:

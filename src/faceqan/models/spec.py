@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,18 @@ class FaceModel(nn.Module):
         self.network = network
         self.spec = spec
         self.scale = (127.5 / spec.input_std, (127.5 - spec.input_mean) / spec.input_std)
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the weights (every parameter and buffer, by name) and the input spec, in
+        hex: keys caches and resumes, so results of other weights are never reused. Computed once."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr((self.spec.input_size, self.spec.input_mean, self.spec.input_std, self.spec.bgr)).encode())
+            for name, tensor in sorted(self.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # pixel = (x + 1) * 127.5, so (pixel - mean) / std = x * a + b.

@@ -1,0 +1,52 @@
+"""Quality methods behind one interface (``QualityMethod``), created by name with
+``create_method(name, model, **options)``; defaults come from the model's spec.
+
+    >>> method = create_method("faceqan", model)          # eps: the model's own
+    >>> method(aligned)["quality"]                         # (N, 3, S, S) in [-1, 1] -> (N,)
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from .base import QualityMethod
+from .baselines import EmbeddingNorm, FlipSimilarity, RandomQuality, SerFiq, Sharpness
+from .faceqan_method import FaceQANMethod
+
+__all__ = ["QualityMethod", "FaceQANMethod", "METHODS", "create_method", "list_methods", "register_method"]
+
+METHODS: dict[str, type[QualityMethod]] = {}
+
+
+def register_method(cls: type[QualityMethod]) -> type[QualityMethod]:
+    """Make ``cls`` available to ``create_method`` (and so to every command) under ``cls.name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+for _cls in (FaceQANMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
+    register_method(_cls)
+
+
+def list_methods() -> list[str]:
+    return list(METHODS)
+
+
+def method_options(name: str) -> list[str]:
+    """The options ``create_method`` accepts for ``name``."""
+    return [p for p in inspect.signature(METHODS[name].__init__).parameters if p not in ("self", "model")]
+
+
+def create_method(name: str, model: nn.Module, **options) -> QualityMethod:
+    """The quality method ``name`` bound to ``model``; options left out take the method's
+    defaults (FaceQAN's eps: the model's own). Options that are None count as left out."""
+    if name not in METHODS:
+        raise ValueError(f"unknown quality method {name!r}; choose one of {', '.join(METHODS)}")
+    given = {key: value for key, value in options.items() if value is not None}
+    unknown = sorted(set(given) - set(method_options(name)))
+    if unknown:
+        accepted = ", ".join(method_options(name)) or "none"
+        raise ValueError(f"quality method {name!r} takes no option {', '.join(unknown)} (its options: {accepted})")
+    return METHODS[name](model, **given)

@@ -1,0 +1,59 @@
+"""The interface every quality method shares: an object called on aligned batches."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..algorithm import check_images, model_device
+
+
+class QualityMethod(ABC):
+    """A face quality method bound to one FR model.
+
+    Called on a batch of aligned faces (N, 3, S, S), RGB in [-1, 1], it returns one tensor of
+    N values per name in ``columns`` (``quality`` first, higher is better), on the CPU.
+    ``settings()`` holds every option that decides its values: it keys caches and resumes.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""  # one line for `faceqan methods`
+    columns: ClassVar[tuple[str, ...]] = ("quality",)
+
+    def __init__(self, model: nn.Module | None) -> None:
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model) if self.model is not None else torch.device("cpu")
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_images(images)
+        columns = self.compute(images.to(self.device))
+        return {name: columns[name].detach().cpu() for name in self.columns}
+
+    @abstractmethod
+    def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The columns for a checked batch already on ``device``."""
+
+    def options(self) -> dict:
+        """The method's own options (eps, seed, ...), JSON-serialisable."""
+        return {}
+
+    def settings(self) -> dict:
+        return {"method": self.name, **self.options()}
+
+    def describe(self) -> str:
+        options = ", ".join(f"{key} {value}" for key, value in self.options().items())
+        return f"{self.name}" + (f" ({options})" if options else "")
+
+    def evaluation_columns(self) -> dict[str, str]:
+        """What ``faceqan evaluate`` reports for this method: label -> column."""
+        return {self.name: "quality"}
+
+    def default_batch_size(self) -> int:
+        """Images per batch: 32 on a GPU, 1 on the CPU (methods scored side by side say otherwise)."""
+        return 32 if self.device.type != "cpu" else 1
