@@ -181,3 +181,45 @@ def test_calibrate_without_faces_cannot_start(tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "bad")]) == EXIT_START_FAILED
     err = capsys.readouterr().err
     assert "no face found in the inputs (decode_error 3, no_face 2)" in err  # huge.png is under the default pixel limit
+
+
+def test_score_with_another_method_writes_its_columns(tmp_path, capsys):
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), "--method", "flip", "--quiet"]) == EXIT_OK
+    rows = _rows(out)
+    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "status", "error"]
+    assert 0.9 < float(rows[0]["quality"]) <= 1
+    assert main(["score", str(faces[0]), "-o", str(tmp_path / "x.csv"), "--method", "flip", "--eps", "0.01"]) == EXIT_START_FAILED
+    assert "quality method 'flip' takes no option eps" in capsys.readouterr().err
+
+
+def test_methods_lists_every_registered_method(capsys):
+    import faceqan
+
+    assert main(["methods"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert all(f"{name}: " in printed for name in faceqan.list_methods())
+
+
+@pytest.mark.parametrize(("device", "message"), [("gpu", "unknown device 'gpu'"), ("cuda:7", "cuda")])
+def test_a_device_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys, device, message):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a CUDA device 7")
+    faces = write_face_folder(tmp_path / "in", 1)
+    assert main(["score", str(faces[0]), "-o", str(tmp_path / "out.csv"), "--device", device, *FAST]) == EXIT_START_FAILED
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_parquet_output_without_pyarrow_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    import sys
+
+    faces = write_face_folder(tmp_path / "in", 1)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    assert main(["score", str(faces[0]), "-o", str(tmp_path / "out.parquet"), *FAST]) == EXIT_START_FAILED
+    assert "pip install 'faceqan[parquet]'" in capsys.readouterr().err
+    assert not list(tmp_path.glob("out.parquet*"))

@@ -101,22 +101,29 @@ def test_other_formats_resume(faces, reference, tmp_path, suffix):
         assert row["quality"] == pytest.approx(float(reference[row["path"]]["quality"]), abs=1e-6)
 
 
-def test_settings_keep_the_versions_that_made_the_run_without_blocking_resume(tmp_path):
+def test_resume_needs_the_same_faceqan_version_and_weights_but_not_the_same_torch(tmp_path, capsys):
     import json
 
     import torch
 
     import faceqan
+    from faceqan.models import create_model
 
     faces = write_face_folder(tmp_path / "in", 1)
     out = tmp_path / "out.csv"
     assert main(["score", str(faces[0]), "-o", str(out), *ARGS]) == EXIT_OK
     sidecar = tmp_path / "out.csv.settings.json"
-    settings = json.loads(sidecar.read_text())
-    assert settings["provenance"]["faceqan"] == faceqan.__version__ and settings["provenance"]["torch"] == torch.__version__
-    settings["provenance"]["faceqan"] = "0.0.1"  # made by an older version: still resumable
-    sidecar.write_text(json.dumps(settings))
+    original = json.loads(sidecar.read_text())
+    assert original["faceqan"] == faceqan.__version__ and original["provenance"]["torch"] == torch.__version__
+    assert original["model_sha256"] == create_model("dlib").fingerprint()
+
+    changed = {**original, "provenance": {**original["provenance"], "torch": "0.0.1"}}  # another torch: still resumable
+    sidecar.write_text(json.dumps(changed))
     assert main(["score", str(faces[0]), "-o", str(out), "--resume", *ARGS]) == EXIT_OK
+    for key, stale in (("faceqan", "0.0.1"), ("model_sha256", "0" * 64)):  # rows of another version or other weights
+        sidecar.write_text(json.dumps({**original, key: stale}))
+        assert main(["score", str(faces[0]), "-o", str(out), "--resume", *ARGS]) == EXIT_START_FAILED
+        assert f"settings differ from its run ({key})" in capsys.readouterr().err
 
 
 def test_a_csv_with_other_columns_is_not_appended_to(faces, tmp_path, capsys):

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import IO
 
+from .extras import require
+
 FACEQAN_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
@@ -29,10 +31,7 @@ def output_format(path: str | Path) -> str:
     if suffix not in FORMATS:
         raise ValueError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
     if FORMATS[suffix] == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ValueError(f"{path}: Parquet output needs pyarrow: pip install 'faceqan[parquet]' (or write .csv / .jsonl)") from None
+        require("pyarrow", "parquet", f"Parquet output ({path}; .csv and .jsonl need nothing)")
     return FORMATS[suffix]
 
 

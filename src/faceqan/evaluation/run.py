@@ -14,6 +14,7 @@ from .. import __version__
 from ..cache import ResultCache
 from ..devices import resolve_device
 from ..embedding import EmbeddingMethod
+from ..extras import require
 from ..faces.prepare import FacePreparer
 from ..methods import METHODS, QualityMethod, create_method, method_options
 from ..models import create_model
@@ -119,6 +120,7 @@ def _operating_points(protocol: Protocol, scores: np.ndarray, qualities: dict[st
 def run_evaluation(config: EvaluationConfig) -> list[dict]:
     """Run the evaluation ``config`` describes; write its tables, plots and settings to ``config.out``."""
     device = resolve_device(config.device)
+    require("matplotlib", "plots", "faceqan evaluate's ERC / EDC plots")
     protocol = load_protocol(config.protocol, config.all_pairs, config.max_images)
     images = protocol.images
     comparison = create_model(config.comparison_model, device)

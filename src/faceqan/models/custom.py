@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..extras import require
 from .iresnet import IRESNET_LAYERS, iresnet
 from .onnx_module import load_onnx
 from .spec import FaceModel, ModelSpec, arcface_spec
@@ -23,7 +24,7 @@ class ModelLoadError(ValueError):
 def _onnx_input_spec(path: Path) -> tuple[int, bool]:
     """Input size from the graph, and whether it normalises 0..255 input itself (a Sub / Mul
     on the input first, as insightface and SFace exports do)."""
-    import onnx
+    onnx = require("onnx", "onnx", "ONNX model files")
 
     graph = onnx.load(str(path), load_external_data=False).graph
     initialisers = {i.name for i in graph.initializer}

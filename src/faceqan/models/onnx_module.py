@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..extras import require
+
 
 class OnnxConversionError(ValueError):
     """The file is not an ONNX model we can turn into a torch module."""
@@ -286,7 +288,7 @@ class OnnxModule(nn.Module):
 
 def load_onnx(path: str | Path) -> OnnxModule:
     """Load an ONNX file into an OnnxModule (eval mode, no parameter gradients)."""
-    import onnx
+    onnx = require("onnx", "onnx", "SFace and ONNX model files")
 
     try:
         model = onnx.load(str(path))

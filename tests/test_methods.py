@@ -1,0 +1,103 @@
+"""The quality-method registry: every method through one interface, defaults from the model."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import faceqan
+from faceqan.methods import QualityMethod, create_method, list_methods, method_options, register_method
+from faceqan.models.dlib import DLIB_SPEC
+from faceqan.models.spec import FaceModel
+
+
+class LinearEmbedder(torch.nn.Module):
+    """(N, 3, 16, 16) -> (N, 8), with a last nn.Linear for SER-FIQ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 8))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.fixture
+def model():
+    return FaceModel(LinearEmbedder().eval(), DLIB_SPEC)
+
+
+@pytest.mark.parametrize("name", ["faceqan", "serfiq", "flip", "embedding_norm", "sharpness", "random"])
+def test_every_method_gives_its_columns_one_value_per_image(model, tiny_images, name):
+    method = create_method(name, model, **({"steps": 1, "copies": 2} if name == "faceqan" else {}))
+    assert isinstance(method, QualityMethod) and method.name == name
+    columns = method(tiny_images)
+    assert list(columns) == list(method.columns) and method.columns[0] == "quality"
+    assert all(values.shape == (5,) and values.device.type == "cpu" and torch.isfinite(values).all() for values in columns.values())
+    assert method.settings()["method"] == name
+    # One image alone gets the value it gets in its batch.
+    torch.testing.assert_close(method(tiny_images[2:3])["quality"], columns["quality"][2:3], rtol=1e-5, atol=1e-6)
+
+
+def test_faceqan_defaults_come_from_the_model_spec_and_match_the_cli(model):
+    method = create_method("faceqan", model)
+    assert method.options() == {"eps": DLIB_SPEC.default_eps, "steps": 5, "copies": 10, "power": 5, "variant": "paper", "seed": 0}
+    assert create_method("faceqan", model, eps=0.02, seed=None).options()["eps"] == 0.02  # None: left out
+
+
+def test_unknown_names_and_options_are_refused_with_what_exists(model):
+    with pytest.raises(ValueError, match="unknown quality method 'nope'; choose one of faceqan"):
+        create_method("nope", model)
+    with pytest.raises(ValueError, match=r"takes no option eps \(its options: passes, dropout, seed\)"):
+        create_method("serfiq", model, eps=0.1)
+    assert method_options("faceqan") == ["eps", "steps", "copies", "power", "variant", "seed"]
+
+
+def test_serfiq_masks_do_not_depend_on_the_pixels(model, tiny_images):
+    """Like FaceQAN's noise, SER-FIQ's dropout masks come from the seed alone."""
+    method = create_method("serfiq", model, passes=8)
+    nudged = tiny_images.clone()
+    nudged[:, 0, 3, 3] += 1 / 127.5
+    torch.testing.assert_close(method(nudged.clamp(-1, 1))["quality"], method(tiny_images)["quality"], rtol=0, atol=1e-3)
+    other_seed = create_method("serfiq", model, passes=8, seed=1)(tiny_images)["quality"]
+    assert not torch.equal(other_seed, method(tiny_images)["quality"])
+
+
+def test_a_registered_method_is_available_everywhere(model, tiny_images):
+    @register_method
+    class Brightness(QualityMethod):
+        name = "test-brightness"
+        summary = "mean pixel value"
+
+        def compute(self, images):
+            return {"quality": images.mean(dim=(1, 2, 3))}
+
+    try:
+        assert "test-brightness" in faceqan.list_methods()
+        values = create_method("test-brightness", model)(tiny_images)["quality"]
+        torch.testing.assert_close(values, tiny_images.mean(dim=(1, 2, 3)))
+    finally:
+        from faceqan.methods import METHODS
+
+        del METHODS["test-brightness"]
+    assert "test-brightness" not in list_methods()
+
+
+def test_the_api_defaults_are_the_clis(tmp_path):
+    """score_paths with no options scores like `faceqan score` (the model's eps, not the paper's)."""
+    from helpers import write_face_folder
+
+    from faceqan.cli import main
+
+    face = write_face_folder(tmp_path / "in", 1)[0]
+    out = tmp_path / "out.csv"
+    assert main(["score", str(face), "-o", str(out), "--copies", "2", "--steps", "1", "--quiet"]) == 0
+    with open(out, newline="") as handle:
+        cli_row = next(csv.DictReader(handle))
+    model = faceqan.create_model("dlib")
+    api_row = faceqan.score_paths([face], model, copies=2, steps=1)[0]
+    assert api_row["quality"] == pytest.approx(float(cli_row["quality"]), abs=1e-6)
+    settings = json.loads((tmp_path / "out.csv.settings.json").read_text())
+    assert settings["eps"] == DLIB_SPEC.default_eps
