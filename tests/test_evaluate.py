@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from faceqan.cli import EXIT_OK, main
@@ -127,3 +128,25 @@ def test_options_no_method_takes_and_model_options_are_refused_before_any_work(i
     assert main(["evaluate", *args, "--method", "flip", "--model", "sface"]) == 2
     assert "--comparison-model and --quality-model" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_cached_values_are_keyed_on_the_faceqan_version_and_the_weights(tmp_path, monkeypatch, tiny_net):
+    from faceqan.cache import ResultCache
+    from faceqan.evaluation import run
+    from faceqan.models.dlib import DLIB_SPEC
+    from faceqan.models.spec import FaceModel
+
+    model = FaceModel(tiny_net, DLIB_SPEC)
+
+    def cache_file() -> str:
+        return ResultCache(tmp_path, run._cache_setting("faceqan", "mine", model, "refined", {"eps": 0.01})).path.name
+
+    first = cache_file()
+    assert cache_file() == first
+    monkeypatch.setattr(run, "__version__", "9.9.9")
+    assert cache_file() != first
+    monkeypatch.undo()
+    with torch.no_grad():
+        next(tiny_net.parameters()).add_(1.0)
+    model._fingerprint = None  # weights changed in place: a new fingerprint
+    assert cache_file() != first

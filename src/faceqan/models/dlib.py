@@ -29,7 +29,7 @@ DLIB_SPEC = ModelSpec(
     input_std=1.0,
     notes="then dlib's own (x - (122.782, 117.001, 104.298)) / 256; aligned to dlib's 150 px chip (fitted template)",
     # At the paper's 0.001 the attack barely moves dlib's embedding and Q ranks like s_f alone;
-    # 0.01 gave the lowest mean ERC AUC on LFW View 1 (benchmarks/hyper_study.sh; README).
+    # 0.01 gave the lowest mean ERC AUC on LFW View 1 (benchmarks/hyper_study.sh; docs/algorithm.md).
     default_eps=0.01,
     # Two one-thread lanes: 0.70 -> 0.55 s per image on 2 cores, ~30 MB per image in flight.
     cpu_lanes=True,

@@ -23,7 +23,7 @@ SFACE_SPEC = ModelSpec(
     # At the paper's 0.001 the attack barely moves SFace's embedding (median mean_sim 0.998:
     # Q ranks like s_f alone). 0.0045 brings the median mean_sim of the first 50 LFW View 1
     # faces to 0.960, the attack strength dlib's View-1-chosen eps gives
-    # (`faceqan calibrate`, faceqan/calibration.py; README "eps per model").
+    # (`faceqan calibrate`, faceqan/calibration.py; docs/algorithm.md "eps per model").
     default_eps=0.0045,
     # No CPU lanes: two one-thread lanes measured no faster (2.26 vs 2.26 s per image) and
     # hold ~500 MB more per extra image in flight.
