@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceqan.evaluation.protocols import load_protocol
+from faceqan.evaluation.datasets import load_protocol
 from faceqan.faces.decode import decode_image
 from faceqan.faces.detect import YuNetDetector
 

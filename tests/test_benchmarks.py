@@ -59,7 +59,7 @@ def test_yaw_proxy_is_the_nose_offset_along_the_eye_line():
 def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path):
     from conftest import SHARED
 
-    from faceqan.evaluation.protocols import load_protocol
+    from faceqan.evaluation.datasets import load_protocol
     from faceqan.evaluation.run import _quality_from_csv
 
     pairs = SHARED / "data" / "lfw" / "pairs.txt"

@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 
 from faceqan.cli import EXIT_OK, main
-from faceqan.evaluation.protocols import load_protocol, read_lfw_pairs
+from faceqan.evaluation.datasets import load_protocol
+from faceqan.evaluation.protocols import read_lfw_pairs
 
 from helpers import face_rgb
 
-QUICK = ["--bootstrap", "5", "--random-seeds", "3", "--quiet"]
+QUICK = ["--bootstrap", "5", "--random-seeds", "3", "--fmr", "0.1", "--quiet"]  # tiny protocols: 10+ non-mated pairs
 FAST = ["--copies", "2", "--steps", "1", *QUICK]  # for runs with FaceQAN
 
 
@@ -104,11 +105,11 @@ def test_lfw_protocols(lfw_root):
 
 def test_comparison_scores_in_chunks_are_the_cosines_and_flag_missing_embeddings():
     from faceqan.evaluation.evaluate import comparison_scores
-    from faceqan.evaluation.protocols import all_pairs
+    from faceqan.evaluation.protocols import paths_all_pairs
 
     rng = np.random.default_rng(0)
     images = [f"/ids/{name}/{i}.jpg" for name in ("a", "b", "c") for i in range(3)]
-    protocol = all_pairs(images, "nine")
+    protocol = paths_all_pairs(images, "nine")
     vectors = rng.normal(size=(len(images), 4))
     embeddings = {path: list(vector) for path, vector in zip(images, vectors)}
     embeddings[images[4]] = None  # no face for the comparison model
@@ -150,3 +151,25 @@ def test_cached_values_are_keyed_on_the_faceqan_version_and_the_weights(tmp_path
         next(tiny_net.parameters()).add_(1.0)
     model._fingerprint = None  # weights changed in place: a new fingerprint
     assert cache_file() != first
+
+
+def test_model_files_and_their_options_reach_evaluate_and_the_results_name_them(identity_folder, tmp_path):
+    from faceqan.models import create_model
+    from faceqan.models.iresnet import iresnet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pth"
+    torch.save(iresnet("r18", 32).state_dict(), weights)
+    out = tmp_path / "eval"
+    args = ["evaluate", str(identity_folder), "--comparison-model", str(weights), "--arch", "r18", "--quality-model", "dlib",
+            "--method", "flip", "--out", str(out), "--cache", str(tmp_path / "c"), *QUICK]  # fmt: skip
+    assert main(args) == EXIT_OK
+    results = (out / "results.md").read_text()
+    sha = create_model(str(weights), arch="r18").fingerprint()
+    assert f"Comparison model: {weights} (weights sha256 {sha[:12]})" in results
+    assert f"quality model: dlib (weights sha256 {create_model('dlib').fingerprint()[:12]})" in results
+    assert "Identities: 2 (folder name (parent))" in results
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["model_options"] == {"arch": "r18"} and settings["comparison_model_sha256"] == sha
+    # Without --arch the state dict cannot be read: one line, exit 2.
+    assert main([*args[:4], *args[6:]]) == 2

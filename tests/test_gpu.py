@@ -59,7 +59,7 @@ def test_evaluate_on_the_device(tmp_path):
         for i in range(2):
             Image.fromarray(np.clip(face_rgb().astype(int) + shift + 10 * i, 0, 255).astype(np.uint8)).save(tmp_path / "ids" / ident / f"{i}.jpg")
     out = tmp_path / "eval"
-    args = ["evaluate", str(tmp_path / "ids"), "--comparison-model", "sface", "--method", "flip", "--method", "serfiq", "--device", DEVICE]
+    args = ["evaluate", str(tmp_path / "ids"), "--comparison-model", "sface", "--method", "flip", "--method", "serfiq", "--device", DEVICE, "--fmr", "0.25"]
     assert main([*args, "--bootstrap", "0", "--random-seeds", "1", "--out", str(out), "--cache", str(tmp_path / "c"), "--quiet"]) == EXIT_OK
     assert "6 pairs (2 mated, 4 non-mated), 4 images; 0 pairs dropped" in (out / "results.md").read_text()
 

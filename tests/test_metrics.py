@@ -229,3 +229,24 @@ def test_plots_draw_the_random_mean_and_one_line_for_identical_curves(tmp_path):
     grid, mean = _mean_step_curve([(np.array([0.0, 0.5]), np.array([1.0, 0.0])), (np.array([0.0]), np.array([0.5]))], points=5)
     np.testing.assert_allclose(grid, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(mean, [0.75, 0.75, 0.25, 0.25, 0.25])
+
+
+def test_an_erc_that_runs_out_of_pairs_stops_and_no_table_says_nan():
+    """Non-mated pairs all of the lowest quality: rejecting 40 % leaves none to set a threshold on."""
+    from faceqan.evaluation.evaluate import erc_end, evaluate, results_table
+
+    rng = np.random.default_rng(5)
+    protocol, scores, image_quality = _quality_driven_protocol(rng, 30, 0.05)
+    quality = image_quality.copy()
+    impostor_images = np.arange(40)  # identities 0-9
+    keep = protocol.mated | np.isin(protocol.first, impostor_images) & np.isin(protocol.second, impostor_images)
+    protocol, scores = protocol.subset(keep), scores[keep]
+    quality[impostor_images] = quality[impostor_images] * 0.01  # impostor images first to go
+    results = evaluate(protocol, scores, {"q": quality}, fmr=0.05, resamples=20, random_seeds=2)
+    end = erc_end(results[0])
+    assert end is not None and 0 < end < 0.8
+    assert np.isnan(results[0].values["erc_auc@80"]) and not np.isnan(results[0].values["erc_auc@10"])
+    rows, markdown = results_table(results)
+    assert "nan" not in markdown.lower() and f"- (ERC ends at {end:.0%})" in markdown
+    assert rows[0]["erc_auc@80"] is None and rows[0]["erc_auc@10"] is not None
+    assert "An ERC stops where rejection leaves no non-mated or no mated pair" in markdown

@@ -14,6 +14,7 @@ from . import __version__
 from .algorithm import VARIANTS
 from .allocator import keep_freed_memory
 from .faces.decode import DEFAULT_MAX_PIXELS
+from .evaluation.datasets import PROTOCOL_KINDS
 from .faces.prepare import FACE_POLICIES, LANDMARK_MODES
 
 EXIT_OK, EXIT_START_FAILED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -89,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("methods", help="list the quality methods and their options")
 
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
-    evaluate.add_argument("protocol", help="LFW-style pairs .txt, a CSV path1,path2,mated[,fold], or a folder of identity sub-folders (all pairs)")
+    evaluate.add_argument("protocol", help="a pairs file or data set folder: LFW pairs .txt, CSV path1,path2,mated[,fold][,id1,id2], CFP, XQLFW, CALFW, CPLFW, IJB-C folders, or a folder of identity sub-folders (all pairs)")
+    evaluate.add_argument("--protocol", dest="protocol_kind", choices=PROTOCOL_KINDS, default="auto", help="how to read it (default auto: from what the path holds; CFP needs cfp-fp or cfp-ff)")
+    evaluate.add_argument("--identity-from", default=None, metavar="parent|grandparent|REGEX", help="identity of each image from its path, for CSV (without id1,id2) and folder protocols (default parent)")
     evaluate.add_argument("--all-pairs", action="store_true", help="use every pair among the protocol's images")
     evaluate.add_argument("--max-images", type=int, default=None, help="keep the protocol's first N images and the pairs among them")
-    evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured (default dlib)")
-    evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use (default: the comparison model)")
+    evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured: built-in name or model file (default dlib); --arch, --input-* and --bgr read model files")
+    evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use: name or file (default: the comparison model)")
     evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly: faceqan, serfiq, flip, embedding_norm, sharpness (repeatable)")
     evaluate.add_argument("--quality-csv", action="append", default=[], metavar="NAME=FILE[:COLUMN]", help="qualities from a `faceqan score` output (column default quality)")
     _add_faceqan_options(evaluate)
@@ -261,11 +264,16 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.run import EvaluationConfig, run_evaluation
 
-    if args.arch or args.input_size or args.input_mean is not None or args.input_std is not None or args.bgr or args.model != "dlib":
-        raise ValueError("evaluate takes its models from --comparison-model and --quality-model (built-in names); --model and the model-file options do not apply here")
+    if args.model != "dlib":
+        raise ValueError("evaluate takes its models from --comparison-model and --quality-model (names or model files); --model does not apply here")
+    model_options = {
+        name: value
+        for name, value in [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
+        if value is not None
+    }
     config = EvaluationConfig(
-        protocol=args.protocol, methods=args.method, quality_csv=args.quality_csv, all_pairs=args.all_pairs, max_images=args.max_images,
-        comparison_model=args.comparison_model, quality_model=args.quality_model,
+        protocol=args.protocol, protocol_kind=args.protocol_kind, identity_from=args.identity_from, methods=args.method, quality_csv=args.quality_csv,
+        all_pairs=args.all_pairs, max_images=args.max_images, comparison_model=args.comparison_model, quality_model=args.quality_model, model_options=model_options,
         method_options={key: getattr(args, key) for key in METHOD_OPTIONS}, landmarks=args.landmarks, fmr=args.fmr,
         edc_limit=args.edc_limit, edc_start_fnmr=args.edc_start_fnmr, pair_quality=args.pair_quality, bootstrap=args.bootstrap,
         random_seeds=args.random_seeds, out=args.out, cache=args.cache, device=args.device, batch_size=args.batch_size, quiet=args.quiet,

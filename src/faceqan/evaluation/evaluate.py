@@ -32,8 +32,34 @@ def cached_values(paths: list[str], preparer: FacePreparer, method: Method, cach
     return {path: cache.get(digests[path]) for path in paths}
 
 
-def comparison_scores(protocol: Protocol, embeddings: dict[str, list[float] | None], chunk: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarity of each pair, and which pairs have both embeddings."""
+def item_embeddings(protocol: Protocol, per_image: dict[str, list[float] | None]) -> dict[str, np.ndarray | None]:
+    """Each compared item's embedding: the image's own, or for a template the mean of its
+    images' L2-normalised embeddings (images without one left out; None if none has one)."""
+    if protocol.members is None:
+        return {path: None if per_image.get(path) is None else np.asarray(per_image[path], float) for path in protocol.images}
+    items: dict[str, np.ndarray | None] = {}
+    for name, member_paths in zip(protocol.images, protocol.members):
+        found = [np.asarray(per_image[p], float) for p in member_paths if per_image.get(p) is not None]
+        items[name] = np.mean([e / np.linalg.norm(e) for e in found], axis=0) if found else None
+    return items
+
+
+def item_values(protocol: Protocol, paths: list[str], per_image: np.ndarray) -> np.ndarray:
+    """Per compared item, its image's value, or for a template the mean over its images with
+    a value (NaN where none has one); ``per_image`` is aligned with ``paths``."""
+    by_path = dict(zip(paths, per_image))
+    if protocol.members is None:
+        return np.array([by_path.get(p, np.nan) for p in protocol.images], float)
+    values = np.full(len(protocol.images), np.nan)
+    for i, member_paths in enumerate(protocol.members):
+        found = [by_path[p] for p in member_paths if not np.isnan(by_path.get(p, np.nan))]
+        if found:
+            values[i] = float(np.mean(found))
+    return values
+
+
+def comparison_scores(protocol: Protocol, embeddings: dict[str, np.ndarray | None], chunk: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each pair (embeddings per compared item), and which pairs have both."""
     size = max((len(e) for e in embeddings.values() if e is not None), default=0)
     matrix = np.full((len(protocol.images), size), np.nan)
     for i, path in enumerate(protocol.images):
@@ -59,6 +85,12 @@ class MethodResult:
     erc_curve: tuple[np.ndarray, np.ndarray] | None = None
     edc_curve: tuple[np.ndarray, np.ndarray] | None = None
     random_baseline: bool = False  # curves: the mean over random seeds
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of the finite samples (NaN, NaN when none is)."""
+    finite = samples[np.isfinite(samples)]
+    return (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))) if finite.size else (np.nan, np.nan)
 
 
 def _mean_step_curve(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 1001) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +165,8 @@ def evaluate(
         raise ValueError(f"the EDC's starting FNMR must be between 0 and 1, got {edc_start_fnmr}")
     mated = np.flatnonzero(protocol.mated)
     nonmated = np.flatnonzero(~protocol.mated)
+    if mated.size == 0 or nonmated.size == 0:
+        raise ValueError(f"{protocol.name}: {mated.size} mated and {nonmated.size} non-mated pairs; an ERC needs both")
     nonmated = nonmated[np.argsort(-scores[nonmated], kind="stable")]
     results = []
     reference_samples = None
@@ -148,10 +182,10 @@ def evaluate(
             reference_samples = samples if reference_samples is None else reference_samples
             for key in values:
                 column = np.array([s[key] for s in samples])
-                result.intervals[key] = (float(np.nanpercentile(column, 2.5)), float(np.nanpercentile(column, 97.5)))
+                result.intervals[key] = _interval(column)
                 if samples is not reference_samples:
                     difference = column - np.array([s[key] for s in reference_samples])
-                    result.differences[key] = (float(np.nanpercentile(difference, 2.5)), float(np.nanpercentile(difference, 97.5)))
+                    result.differences[key] = _interval(difference)
         results.append(result)
     if random_seeds:
         runs, erc_curves, edc_curves = [], [], []
@@ -172,23 +206,43 @@ def evaluate(
     return results
 
 
+def erc_end(result: MethodResult) -> float | None:
+    """The last discard fraction at which a method's ERC is defined (it stops where no
+    non-mated or no mated pair is left to set a threshold on); None: defined throughout."""
+    if result.erc_curve is None:
+        return None
+    x, y = result.erc_curve
+    defined = np.isfinite(y)
+    return None if defined.all() else float(x[defined][-1]) if defined.any() else 0.0
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else value
+
+
 def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
-    """CSV rows and a Markdown table of the results."""
+    """CSV rows and a Markdown table of the results. A value the ERC cannot give (its curve
+    stops before the limit) is empty in the CSV and "-" with the curve's end in the table."""
     rows, lines = [], []
     keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best"]
     lines.append("| method | " + " | ".join(keys) + " |")
     lines.append("|---|" + "---|" * len(keys))
     for result in results:
-        row = {"method": result.name}
+        row: dict = {"method": result.name}
         cells = []
+        end = erc_end(result)
         for key in keys:
             value = result.values[key]
             low, high = result.intervals.get(key, (np.nan, np.nan))
-            row.update({key: value, f"{key}_low": low, f"{key}_high": high})
-            cells.append(f"{value:.1f}" + (f" [{low:.1f}, {high:.1f}]" if not np.isnan(low) else ""))
+            if np.isnan(value):
+                low = high = np.nan
+                cells.append(f"- (ERC ends at {end:.0%})" if key.startswith("erc") and end is not None else "-")
+            else:
+                cells.append(f"{value:.1f}" + (f" [{low:.1f}, {high:.1f}]" if not np.isnan(low) else ""))
+            row.update({key: _number(value), f"{key}_low": _number(low), f"{key}_high": _number(high)})
         for key in keys:
             low, high = result.differences.get(key, (np.nan, np.nan))
-            row.update({f"{key}_diff_low": low, f"{key}_diff_high": high})
+            row.update({f"{key}_diff_low": _number(low), f"{key}_diff_high": _number(high)})
         rows.append(row)
         lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
     paired = [r for r in results if r.differences]
@@ -198,7 +252,11 @@ def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
         lines.append("| method | " + " | ".join(keys) + " |")
         lines.append("|---|" + "---|" * len(keys))
         for result in paired:
-            lines.append(f"| {result.name} | " + " | ".join(f"[{result.differences[k][0]:.1f}, {result.differences[k][1]:.1f}]" for k in keys) + " |")
+            cells = ["-" if np.isnan(result.differences[k][0]) else f"[{result.differences[k][0]:.1f}, {result.differences[k][1]:.1f}]" for k in keys]
+            lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+    if any(erc_end(r) is not None for r in results):
+        lines += ["", "An ERC stops where rejection leaves no non-mated or no mated pair to set its threshold on; "
+                  "its AUC is given only up to limits the curve reaches (\"-\" beyond)."]  # fmt: skip
     return rows, "\n".join(lines) + "\n"
 
 

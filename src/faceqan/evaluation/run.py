@@ -17,14 +17,16 @@ from ..embedding import EmbeddingMethod
 from ..extras import require
 from ..faces.prepare import FacePreparer
 from ..methods import METHODS, QualityMethod, create_method, method_options
-from ..models import create_model
+from ..models import BUILTIN_MODELS, create_model
 from ..models.spec import FaceModel
 from ..runner import provenance
 from ..sinks import read_rows
 from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
 from .metrics import threshold_at_fmr
 from .operating_points import operating_points, operating_points_table, random_operating_points
-from .protocols import Protocol, load_protocol
+from .datasets import load_protocol
+from .evaluate import item_embeddings, item_values
+from .protocols import Protocol, ProtocolError, check_identities
 
 
 @dataclass
@@ -33,12 +35,15 @@ class EvaluationConfig:
     method in ``methods`` that takes them, the others keep their defaults."""
 
     protocol: str
+    protocol_kind: str = "auto"  # datasets.PROTOCOL_KINDS
+    identity_from: str | None = None  # parent, grandparent or a regex (CSV and folder protocols)
     methods: list[str] = field(default_factory=list)
     quality_csv: list[str] = field(default_factory=list)
     all_pairs: bool = False
     max_images: int | None = None
     comparison_model: str = "dlib"
     quality_model: str | None = None  # None: the comparison model
+    model_options: dict = field(default_factory=dict)  # arch, input_size, ... for the models given as files
     method_options: dict = field(default_factory=dict)
     landmarks: str = "refined"
     fmr: float = 1e-3
@@ -55,6 +60,7 @@ class EvaluationConfig:
 
 
 def _quality_from_csv(spec: str, images: list[str]) -> tuple[str, np.ndarray]:
+    """A named per-image quality from a ``faceqan score`` output: NAME=FILE[:COLUMN]."""
     if "=" not in spec:
         raise ValueError(f"--quality-csv wants NAME=FILE[:COLUMN], got {spec!r}")
     name, rest = spec.split("=", 1)
@@ -72,8 +78,26 @@ def _preprocessing(model, landmarks: str) -> str:
     """What decides a model's input besides the image: landmarks, size, template, normalisation."""
     spec = model.spec
     key = f"{spec.input_size}|{np.round(spec.template, 3).tolist()}|{spec.input_mean}|{spec.input_std}|{spec.bgr}"
-    # Single-pass landmarks came first: their keys keep the older form, so existing caches stay valid.
-    return key if landmarks == "single" else f"{key}|landmarks={landmarks}"
+    return f"{key}|landmarks={landmarks}"
+
+
+def check_enough_pairs(protocol: Protocol, fmr: float, when: str = "") -> None:
+    """Refuse, before any computing, a protocol that cannot make an ERC at ``fmr``."""
+    mated = int(protocol.mated.sum())
+    nonmated = len(protocol) - mated
+    needed = int(np.ceil(1 / fmr - 1e-9))
+    if mated == 0 or nonmated < needed:
+        raise ProtocolError(
+            f"{protocol.name}: {mated} mated and {nonmated} non-mated pairs{' ' + when if when else ''}; an ERC at FMR {fmr:g} needs mated pairs and at least "
+            f"{needed} non-mated ones: use --all-pairs (every pair among the images), more images (--max-images), or a higher --fmr"
+        )
+
+
+def _load_model(name: str, device, options: dict) -> FaceModel:
+    """A built-in model, or a model file read with ``options`` (arch, input_size, ...)."""
+    from ..models import BUILTIN_MODELS
+
+    return create_model(name, device) if name in BUILTIN_MODELS else create_model(name, device, **options)
 
 
 def _cache_setting(kind: str, model_name: str, model: FaceModel, landmarks: str, options: dict) -> dict:
@@ -92,6 +116,11 @@ def _create_methods(config: EvaluationConfig, model: FaceModel) -> list[QualityM
     if unused:
         raise ValueError(f"no method among {', '.join(config.methods) or 'none'} takes the option(s) {', '.join(unused)}")
     return [create_method(name, model, **{k: v for k, v in given.items() if k in method_options(name)}) for name in config.methods]
+
+
+def _model_label(name: str, model: FaceModel) -> str:
+    """A model as results.md names it: its name or file, and the start of its weights' hash."""
+    return f"{name} (weights sha256 {model.fingerprint()[:12]})"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -121,33 +150,45 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
     """Run the evaluation ``config`` describes; write its tables, plots and settings to ``config.out``."""
     device = resolve_device(config.device)
     require("matplotlib", "plots", "faceqan evaluate's ERC / EDC plots")
-    protocol = load_protocol(config.protocol, config.all_pairs, config.max_images)
+    protocol = load_protocol(config.protocol, config.all_pairs, config.max_images, config.protocol_kind, config.identity_from)
+    check_identities(protocol)
+    check_enough_pairs(protocol, config.fmr)
     images = protocol.images
-    comparison = create_model(config.comparison_model, device)
+    paths = protocol.image_paths()
     quality_model_name = config.quality_model or config.comparison_model
-    quality_model = comparison if quality_model_name == config.comparison_model else create_model(quality_model_name, device)
+    if config.model_options and all(name in BUILTIN_MODELS for name in (config.comparison_model, quality_model_name)):
+        raise ValueError(f"model options {sorted(config.model_options)} apply to model files; --comparison-model and --quality-model are built-in")
+    comparison = _load_model(config.comparison_model, device, config.model_options)
+    same_model = quality_model_name == config.comparison_model
+    quality_model = comparison if same_model else _load_model(quality_model_name, device, config.model_options)
     methods = _create_methods(config, quality_model)
     if not methods and not config.quality_csv:
         raise ValueError("no quality method: give --method and / or --quality-csv")
+    # Template protocols come with landmarks (no detection); they decide the chips, hence the cache key.
+    landmarks = "given" if protocol.landmarks else config.landmarks
 
     embedder = EmbeddingMethod(comparison)
-    embed_cache = ResultCache(config.cache, _cache_setting("embedding", config.comparison_model, comparison, config.landmarks, {}))
-    preparer = FacePreparer(comparison.spec, landmarks=config.landmarks)
-    embeddings = cached_values(images, preparer, embedder, embed_cache, config.batch_size or embedder.default_batch_size(), not config.quiet)
-    scores, valid = comparison_scores(protocol, {p: (r or {}).get("embedding") for p, r in embeddings.items()})
+    embed_cache = ResultCache(config.cache, _cache_setting("embedding", config.comparison_model, comparison, landmarks, {}))
+    preparer = FacePreparer(comparison.spec, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
+    embeddings = cached_values(paths, preparer, embedder, embed_cache, config.batch_size or embedder.default_batch_size(), not config.quiet)
+    per_item = item_embeddings(protocol, {p: (r or {}).get("embedding") if (r or {}).get("status") == "ok" else None for p, r in embeddings.items()})
+    scores, valid = comparison_scores(protocol, per_item)
     dropped = int((~valid).sum())
     protocol, scores = protocol.subset(valid), scores[valid]
+    if dropped:
+        check_enough_pairs(protocol, config.fmr, f"after dropping {dropped} pairs with an image without a face")
 
     qualities: dict[str, np.ndarray] = {}
-    preparer = FacePreparer(quality_model.spec, landmarks=config.landmarks)
+    preparer = FacePreparer(quality_model.spec, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
     for method in methods:
-        cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, config.landmarks, method.options()))
-        rows = cached_values(images, preparer, method, cache, config.batch_size or method.default_batch_size(), not config.quiet)
+        cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, landmarks, method.options()))
+        rows = cached_values(paths, preparer, method, cache, config.batch_size or method.default_batch_size(), not config.quiet)
         for label, column in method.evaluation_columns().items():
-            qualities[label] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, images)], float)
+            per_image = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, paths)], float)
+            qualities[label] = item_values(protocol, paths, per_image)
     for spec in config.quality_csv:
-        name, values = _quality_from_csv(spec, images)
-        qualities[name] = values
+        name, values = _quality_from_csv(spec, paths)
+        qualities[name] = item_values(protocol, paths, values)
     results = evaluate(protocol, scores, qualities, config.fmr, config.edc_limit, config.pair_quality, config.bootstrap, config.random_seeds, config.edc_start_fnmr)
     edc_threshold = f"at FMR {config.fmr:g}" if config.edc_start_fnmr is None else f"at a starting FNMR of {config.edc_start_fnmr:g} (on all mated pairs)"
     rows, markdown = results_table(results)
@@ -156,8 +197,12 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
     mated = int(protocol.mated.sum())
     header = (
         f"Protocol: {protocol.name}: {len(protocol)} pairs ({mated} mated, {len(protocol) - mated} non-mated), "
-        f"{len(images)} images; {dropped} pairs dropped (an image without a face for the comparison model).\n"
-        f"Comparison model: {config.comparison_model}; quality model: {quality_model_name}; pair quality: {config.pair_quality}; landmarks: {config.landmarks}.\n"
+        f"{len(images)} {'templates' if protocol.members else 'images'}; {dropped} pairs dropped (an image without a face for the comparison model).\n"
+        f"Identities: {protocol.identity_count} ({protocol.identity_rule}); mated flags checked against them.\n"
+        + (f"Templates: {len(paths)} images; a template's embedding is the mean of its images' normalised embeddings and its "
+           "quality the mean of its images' qualities (images without a face left out).\n" if protocol.members else "")
+        + f"Comparison model: {_model_label(config.comparison_model, comparison)}; quality model: {_model_label(quality_model_name, quality_model)}; "
+        f"pair quality: {config.pair_quality}; landmarks: {landmarks}.\n"
         f"ERC: FNMR at a threshold re-derived at FMR {config.fmr:g} on the remaining non-mated pairs; AUC x 1e3 over "
         f"[0, r]. EDC: threshold fixed {edc_threshold} before discarding; pAUC x 1e3 to {config.edc_limit:g}, "
         f"and minus the theoretical best. Brackets: 95% bootstrap interval over identities ({config.bootstrap} resamples); "

@@ -23,6 +23,7 @@ YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10
 LANDMARKS_SINGLE = "single"
 LANDMARKS_REFINED = "refined"
 LANDMARKS_REFINE_FAILED = "single: refinement found no face"
+LANDMARKS_GIVEN = "given"  # by the data set (IJB-C's landmark file): no detection
 # Boxes and landmarks are snapped to this grid (px). YuNet's outputs differ in the 5th decimal
 # with the CPU kernels OpenCV picks (AVX2 or not); unsnapped, that moved a refinement crop, so
 # the refined landmarks by up to 1.4 px and the aligned chip by a grey level here and there,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +13,7 @@ from ..errors import BadImageError, DecodeError, ItemError, ManyFacesError, NoFa
 from ..models.spec import ModelSpec
 from .align import align_face
 from .decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_image
-from .detect import YuNetDetector
+from .detect import LANDMARKS_GIVEN, YuNetDetector
 from .video import VideoFrames, is_video, parse_frame_name
 
 FacePolicy = Literal["largest", "all", "error"]
@@ -52,6 +53,7 @@ class FacePreparer:
         min_det_score: float = 0.6,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         landmarks: str = "refined",
+        given_landmarks: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if faces not in FACE_POLICIES:
             raise ValueError(f"face policy must be one of {FACE_POLICIES}, got {faces!r}")
@@ -61,10 +63,13 @@ class FacePreparer:
         self.min_face_size, self.min_det_score, self.max_pixels = min_face_size, min_det_score, max_pixels
         self.detector = None if aligned else YuNetDetector(score_threshold=min_det_score, refine_landmarks=landmarks == "refined")
         self._videos = VideoFrames()
+        # Images whose five landmarks come with the data set (IJB-C): aligned with them, not detected.
+        self.given_landmarks = given_landmarks or {}
 
     def settings(self) -> dict:
         """The options that decide the chips (and so the scores)."""
-        return {"aligned": self.aligned, "faces": self.faces, "landmarks": self.landmarks, "min_face_size": self.min_face_size, "min_det_score": self.min_det_score}
+        settings = {"aligned": self.aligned, "faces": self.faces, "landmarks": self.landmarks, "min_face_size": self.min_face_size, "min_det_score": self.min_det_score}
+        return {**settings, "given_landmarks": len(self.given_landmarks)} if self.given_landmarks else settings
 
     def __call__(self, path: str) -> list[PreparedFace]:
         """Prepare an image file, or a video frame named by ``video.frame_name``."""
@@ -72,6 +77,9 @@ class FacePreparer:
             rgb = self._decode(path)
         except ItemError as error:
             return [PreparedFace.failed(path, error)]
+        if path in self.given_landmarks:
+            size = self.spec.input_size
+            return [PreparedFace(path, landmarks=LANDMARKS_GIVEN, chip=align_face(rgb, self.given_landmarks[path], self.spec.template, size))]
         return self.from_array(path, rgb)
 
     def _decode(self, path: str) -> np.ndarray:
