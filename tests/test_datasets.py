@@ -35,7 +35,7 @@ def _lines(path: Path, lines: list[str]) -> None:
 def test_cfp_frontal_profile_and_frontal_frontal(tmp_path, people):
     root = tmp_path / "cfp-dataset"
     frontal, profile = [], []
-    for i, (name, (a, b)) in enumerate(people.items(), 1):
+    for i, (a, b) in enumerate(people.values(), 1):
         for pose, source, listing in (("frontal", a, frontal), ("profile", b, profile)):
             target = root / "Data" / "Images" / f"{i:03d}" / pose / "01.jpg"
             target.parent.mkdir(parents=True)
