@@ -33,6 +33,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--power", "-p", type=float, default=None, help="exponent p of the final score (default 5)")
     parser.add_argument("--variant", choices=VARIANTS, default=None, help="paper (section III, default) or official (its code)")
     parser.add_argument("--seed", type=int, default=None, help="noise seed (FaceQAN, SER-FIQ, random); same seed, same scores (default 0)")
+    parser.add_argument("--student", default=None, metavar="FILE", help="a student file from `faceqan distill` (implies --method faceqan-student; default: the one shipped for the model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
 
@@ -89,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the built-in FR models and their input specs")
     commands.add_parser("methods", help="list the quality methods and their options")
 
+    distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
+    distill.add_argument("scores", nargs="+", help="FaceQAN score files (CSV / JSONL / Parquet, with their .settings.json)")
+    distill.add_argument("--model", default="dlib", help="the FR model the scores were made with (built-in name or model file)")
+    distill.add_argument("-o", "--output", required=True, help="student file to write (.pt)")
+    distill.add_argument("--cache", default=".faceqan-cache", help="cache folder for the features")
+    distill.add_argument("--batch-size", type=int, default=16)
+    distill.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
+    distill.add_argument("--quiet", action="store_true")
+
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
     evaluate.add_argument("protocol", help="a pairs file or data set folder: LFW pairs .txt, CSV path1,path2,mated[,fold][,id1,id2], CFP, XQLFW, CALFW, CPLFW, IJB-C folders, or a folder of identity sub-folders (all pairs)")
     evaluate.add_argument("--protocol", dest="protocol_kind", choices=PROTOCOL_KINDS, default="auto", help="how to read it (default auto: from what the path holds; CFP needs cfp-fp or cfp-ff)")
@@ -127,7 +137,7 @@ def _model(args: argparse.Namespace):
     return create_model(args.model, device, **file_options)
 
 
-METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed")
+METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed", "student")
 
 
 def _method(args: argparse.Namespace, model, name: str = "faceqan", only_accepted: bool = False):
@@ -136,6 +146,8 @@ def _method(args: argparse.Namespace, model, name: str = "faceqan", only_accepte
     from .methods import METHODS, create_method, method_options
 
     options = {key: getattr(args, key) for key in METHOD_OPTIONS}
+    if name == "faceqan" and options["student"] is not None and not only_accepted:
+        name = "faceqan-student"  # --student FILE alone picks the student
     if only_accepted and name in METHODS:
         options = {key: value for key, value in options.items() if key in method_options(name)}
     return create_method(name, model, **options)
@@ -253,6 +265,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .models import create_model
+    from .student.distill import distill
+
+    model = create_model(args.model)
+    head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed)
+    report = head.report
+    print(
+        f"faceqan: student for {args.model} from {report['samples']} faces: cross-validated Spearman with the teacher's q_adv "
+        f"{report['cv_spearman_q_adv']:.3f} (ridge penalty {head.penalty:g}; by penalty {report['cv_by_penalty']}) -> {args.output}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import METHODS, method_options
 
@@ -289,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

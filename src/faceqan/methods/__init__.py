@@ -26,7 +26,9 @@ def register_method(cls: type[QualityMethod]) -> type[QualityMethod]:
     return cls
 
 
-for _cls in (FaceQANMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
+from ..student.method import StudentMethod  # noqa: E402 (the student builds on .base)
+
+for _cls in (FaceQANMethod, StudentMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
     register_method(_cls)
 
 

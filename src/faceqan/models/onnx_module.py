@@ -269,6 +269,8 @@ class OnnxModule(nn.Module):
         # Keep only the constants the runtime nodes read, as buffers so .to(device) moves them.
         used = {name for i, node in enumerate(self.nodes) if str(i) not in self.linears for name in node.input if name in constants}
         self.constant_names = {name: f"c{i}" for i, name in enumerate(sorted(used))}
+        # Called with every node's output when set (faceqan.student reads intermediate features).
+        self.tap: Callable[[torch.Tensor], None] | None = None
         for name, buffer_name in self.constant_names.items():
             value = constants[name]
             self.register_buffer(buffer_name, value.float() if value.is_floating_point() else value)
@@ -283,6 +285,8 @@ class OnnxModule(nn.Module):
                 values[node.output[0]] = self.linears[key](values[node.input[0]])
             else:
                 values[node.output[0]] = OPS[node.op_type](node, *[values[name] for name in node.input if name])
+            if self.tap is not None:
+                self.tap(values[node.output[0]])
         return values[self.output_name]
 
 

@@ -1,0 +1,51 @@
+"""The distilled student as a quality method: FaceQAN's Q from one forward pass of the face
+and its mirror image (the mirror gives s_f exactly, the head predicts q_adv)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..methods.base import QualityMethod
+from .features import features_and_embedding
+from .files import StudentFileError, builtin_student, load_student
+
+
+class StudentMethod(QualityMethod):
+    """``student``: a file from ``faceqan distill``; default: the one shipped for the model."""
+
+    name = "faceqan-student"
+    summary = "FaceQAN distilled to one forward pass (s_f exact, q_adv predicted from pooled features)"
+    columns = ("quality", "flip_sim", "q_adv")
+
+    def __init__(self, model: nn.Module, student: str | None = None) -> None:
+        super().__init__(model)
+        spec = getattr(model, "spec", None)
+        fingerprint = getattr(model, "fingerprint", None)
+        if spec is None or fingerprint is None:
+            raise StudentFileError("the student needs a faceqan FaceModel (faceqan.create_model, or models.custom.from_module)")
+        path = Path(student) if student else builtin_student(spec.name)
+        if path is None:
+            raise StudentFileError(f"no student is shipped for the model {spec.name!r}: train one with `faceqan distill` and pass --student FILE")
+        self.path = path
+        self.head, self.meta = load_student(path, fingerprint())
+        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.power = float(self.meta["teacher"].get("power", 5))
+
+    def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        n = images.shape[0]
+        features, embedding = features_and_embedding(self.model, torch.cat([images, images.flip(-1)]))
+        flip_sim = F.cosine_similarity(embedding[:n], embedding[n:])
+        q_adv = torch.from_numpy(self.head.predict(features[:n].cpu().double().numpy()).astype(np.float32)).to(flip_sim.device)
+        return {"quality": (q_adv * flip_sim).clamp_min(0) ** self.power, "flip_sim": flip_sim, "q_adv": q_adv}
+
+    def options(self) -> dict:
+        return {"student": str(self.path), "student_sha256": self.sha256}
+
+    def evaluation_columns(self) -> dict[str, str]:
+        return {"faceqan-student": "quality"}

@@ -1,0 +1,116 @@
+"""The one-pass student: distilled from FaceQAN score files, a quality method everywhere,
+and refused with one line when it does not fit the model or the files do not fit it."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import faceqan
+from faceqan.cli import EXIT_OK, EXIT_START_FAILED, main
+
+from helpers import face_rgb
+
+FAST = ["--copies", "2", "--steps", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """Twelve faces of graded quality (the astronaut blurred and brightened), two 'people'."""
+    import cv2
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("student_faces")
+    rgb = face_rgb()
+    for person, base in (("a", rgb), ("b", np.ascontiguousarray(rgb[:, ::-1]))):
+        (root / person).mkdir()
+        for i, sigma in enumerate((0.3, 1.0, 2.0, 3.0, 4.5, 6.0)):
+            Image.fromarray(cv2.GaussianBlur(np.clip(base * (0.6 + 0.1 * i), 0, 255).astype(np.uint8), (0, 0), sigma)).save(root / person / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    scores = out / "scores.csv"
+    assert main(["score", str(faces), "-o", str(scores), *FAST]) == EXIT_OK
+    student = out / "student.pt"
+    assert main(["distill", str(scores), "--model", "dlib", "-o", str(student), "--cache", str(out / "cache"), "--quiet"]) == EXIT_OK
+    return scores, student
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_distilled_student_scores_through_the_cli_and_the_api(faces, trained, tmp_path):
+    scores, student = trained
+    out = tmp_path / "student.csv"
+    assert main(["score", str(faces), "-o", str(out), "--student", str(student), "--quiet"]) == EXIT_OK
+    rows = _rows(out)
+    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "flip_sim", "q_adv", "status", "error"]
+    teacher = {row["path"]: row for row in _rows(scores)}
+    for row in rows:
+        q_adv, flip_sim = float(row["q_adv"]), float(row["flip_sim"])
+        assert float(row["quality"]) == pytest.approx(max(q_adv * flip_sim, 0) ** 5, rel=1e-5)
+        assert flip_sim == pytest.approx(float(teacher[row["path"]]["flip_sim"]), abs=1e-5)  # s_f is exact
+        # The predicted q_adv lies within the range of the teacher's labels.
+        labels = [float(r["q_adv"]) for r in teacher.values()]
+        assert min(labels) - 1e-6 <= q_adv <= max(labels) + 1e-6
+    model = faceqan.create_model("dlib")
+    api_rows = faceqan.score_paths([rows[0]["path"]], model, "faceqan-student", student=str(student))
+    assert api_rows[0]["quality"] == pytest.approx(float(rows[0]["quality"]), rel=1e-5)
+
+
+def test_the_student_head_keeps_the_teachers_order_on_its_training_faces(trained):
+    from scipy.stats import spearmanr
+
+    from faceqan.student.files import load_student
+
+    scores, student = trained
+    head, meta = load_student(student, faceqan.create_model("dlib").fingerprint())
+    assert meta["teacher"]["copies"] == 2 and meta["teacher"]["steps"] == 1 and meta["model"] == "dlib"
+    assert head.report["samples"] == 12 and head.report["cv_folds_by"] == "sample"  # two people: too few for identity folds
+    rows = faceqan.score_paths([r["path"] for r in _rows(scores)], faceqan.create_model("dlib"), "faceqan-student", student=str(student))
+    teacher = [float(r["q_adv"]) for r in _rows(scores)]
+    assert spearmanr([r["q_adv"] for r in rows], teacher).statistic > 0.8  # in-sample: it learnt something
+
+
+def test_a_student_for_other_weights_or_of_another_format_is_refused(trained, tmp_path, faces, capsys):
+    _, student = trained
+    state = torch.load(student, weights_only=True)
+    state["model_sha256"] = "0" * 64
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    out = str(tmp_path / "x.csv")
+    assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
+    assert "trained for the model 'dlib' with other weights" in capsys.readouterr().err
+    state["format"] = 99
+    torch.save(state, other)
+    assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
+    assert "not a student file of format 1" in capsys.readouterr().err
+    other.write_bytes(b"not a torch file")
+    assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
+    assert "is not a faceqan student file" in capsys.readouterr().err
+
+
+def test_distill_refuses_score_files_it_cannot_learn_from(trained, tmp_path, faces, capsys):
+    scores, _ = trained
+    args = ["--cache", str(tmp_path / "c"), "-o", str(tmp_path / "s.pt"), "--quiet"]
+    assert main(["distill", str(scores), "--model", "sface", *args]) == EXIT_START_FAILED
+    assert "scored with the model 'dlib'" in capsys.readouterr().err
+    flip = tmp_path / "flip.csv"
+    assert main(["score", str(faces / "a"), "-o", str(flip), "--method", "flip", "--quiet"]) == EXIT_OK
+    assert main(["distill", str(flip), *args]) == EXIT_START_FAILED
+    assert "holds flip scores" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    assert main(["score", str(tmp_path / "none.txt"), "-o", str(empty), *FAST]) == EXIT_START_FAILED  # no input at all
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"not an image")
+    assert main(["score", str(bad), "-o", str(empty), *FAST]) != EXIT_OK
+    assert main(["distill", str(empty), *args]) == EXIT_START_FAILED
+    assert "no ok rows" in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()
