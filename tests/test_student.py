@@ -114,3 +114,18 @@ def test_distill_refuses_score_files_it_cannot_learn_from(trained, tmp_path, fac
     assert main(["distill", str(empty), *args]) == EXIT_START_FAILED
     assert "no ok rows" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_the_speed_benchmark_prints_the_speedup(trained):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, student = trained
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "student_speed.py"
+    result = subprocess.run([sys.executable, str(script), "--student", str(student), "--images", "2", "--repeats", "1"],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    speedup = float(re.search(r"student_speedup_vs_faceqan: ([0-9.]+)", result.stdout).group(1))
+    assert speedup > 1  # one forward pass against FaceQAN's ~100

@@ -1,0 +1,61 @@
+"""The student against its teacher, in one process: seconds per aligned face.
+
+    python benchmarks/student_speed.py [--model dlib] [--student FILE] [--images 8] [--repeats 3] [--device cpu]
+
+Same model, same aligned LFW faces (detection excluded: both methods share it), each method
+at its default batch size, interleaved rounds; medians. Ends with
+``student_speedup_vs_faceqan: X`` (FaceQAN's seconds per face over the student's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import faceqan
+from faceqan.allocator import keep_freed_memory
+
+sys.path.insert(0, str(Path(__file__).parent))
+from speed import aligned_images  # noqa: E402
+
+
+def seconds_per_face(method, faces: torch.Tensor) -> float:
+    batch = method.default_batch_size()
+    start = time.perf_counter()
+    for i in range(0, faces.shape[0], batch):
+        method(faces[i : i + batch])
+    return (time.perf_counter() - start) / faces.shape[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="dlib")
+    parser.add_argument("--student", default=None, help="student file (default: the one shipped for the model)")
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    keep_freed_memory()
+    model = faceqan.create_model(args.model, args.device)
+    faces = aligned_images(model, args.images).to(args.device)
+    methods = {"faceqan": faceqan.create_method("faceqan", model), "student": faceqan.create_method("faceqan-student", model, student=args.student)}
+    for method in methods.values():
+        method(faces[:2])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(args.repeats):
+        for name, method in methods.items():
+            times[name].append(seconds_per_face(method, faces))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"model {args.model} on {args.device}, {args.images} aligned faces, {args.repeats} interleaved rounds ({torch.get_num_threads()} threads)")
+    for name, value in median.items():
+        print(f"{name}: {value * 1000:.1f} ms per face (rounds: {', '.join(f'{v * 1000:.1f}' for v in times[name])})")
+    print(f"student_speedup_vs_faceqan: {median['faceqan'] / median['student']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
