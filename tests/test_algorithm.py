@@ -170,3 +170,16 @@ def test_a_model_whose_weights_are_all_buffers_is_found_on_its_device(tiny_net):
     net = BufferNet().to("meta")
     assert model_device(net).type == "meta"
     assert model_device(nn.Identity()).type == "cpu"
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_explain_gives_the_scores_and_the_perturbation_of_the_same_attack(tiny_net, tiny_images, variant):
+    scorer = FaceQAN(tiny_net, eps=0.02, steps=3, copies=4, variant=variant)
+    parts, perturbation = scorer.explain(tiny_images)
+    torch.testing.assert_close(parts.quality, scorer(tiny_images).quality, rtol=0, atol=0)
+    assert perturbation.shape == tiny_images.shape and perturbation.device.type == "cpu"
+    # Paper: l steps of eps / l move a pixel by at most eps; official: l full steps of eps in [0, 1] units.
+    bound = 0.02 if variant == "paper" else 2 * 0.02 * 3
+    assert 0 < perturbation.abs().max() <= bound + 1e-6
+    alone = scorer.explain(tiny_images[1:2])[1]
+    torch.testing.assert_close(alone, perturbation[1:2], rtol=0, atol=1e-6)

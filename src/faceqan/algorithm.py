@@ -189,13 +189,26 @@ class FaceQAN:
 
     def __call__(self, images: torch.Tensor) -> QualityParts:
         """Score a batch of aligned faces (N, 3, H, W) with pixels in [-1, 1]."""
+        return self._run(images, explain=False)[0]
+
+    def explain(self, images: torch.Tensor) -> tuple[QualityParts, torch.Tensor]:
+        """The scores and, from the same attack, each face's adversarial perturbation: the final
+        adversarial example minus its noisy start, averaged over the k copies, (N, 3, H, W) in
+        [-1, 1] pixel units on the CPU (the paper's Fig. 1). Costs no extra model pass."""
+        parts, perturbation = self._run(images, explain=True)
+        assert perturbation is not None
+        return parts, perturbation
+
+    def _run(self, images: torch.Tensor, explain: bool) -> tuple[QualityParts, torch.Tensor | None]:
         check_images(images)
         if self.device.type == "cpu" and images.shape[0] > 1:
             # One image per lane: every image gets the same noise, so the split changes nothing.
-            return QualityParts.concat(self._lanes.map(lambda i: self._score(images[i : i + 1]), range(images.shape[0])))
-        return self._score(images)
+            results = self._lanes.map(lambda i: self._score(images[i : i + 1], explain), range(images.shape[0]))
+            perturbations = [p for _, p in results]
+            return QualityParts.concat([parts for parts, _ in results]), torch.cat(perturbations) if explain else None
+        return self._score(images, explain)
 
-    def _score(self, images: torch.Tensor) -> QualityParts:
+    def _score(self, images: torch.Tensor, explain: bool = False) -> tuple[QualityParts, torch.Tensor | None]:
         x = images.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         n, k = x.shape[0], self.copies
         with torch.no_grad():
@@ -205,26 +218,26 @@ class FaceQAN:
         target = clean.repeat_interleave(k, dim=0)
         noise = self.noise(tuple(x.shape[1:]), x.device).repeat(n, 1, 1, 1)
         start = x.repeat_interleave(k, dim=0).contiguous(memory_format=self.memory_format)
-        if self.variant == "paper":
-            sims = self._attack_paper(start, noise, target)
-        else:
-            sims = self._attack_official(start, noise, target)
+        attack = self._attack_paper if self.variant == "paper" else self._attack_official
+        sims, moved = attack(start, noise, target)
         parts = aggregate(sims.view(n, -1), flip_sim, self.power, clip_flip=self.variant == "paper")
-        return QualityParts(*(getattr(parts, f.name).cpu() for f in fields(parts)))
+        parts = QualityParts(*(getattr(parts, f.name).cpu() for f in fields(parts)))
+        return parts, moved.view(n, k, *x.shape[1:]).mean(dim=1).cpu() if explain else None
 
-    def _attack_paper(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        adv = (start + self.eps * noise).clamp(-1, 1)
+    def _attack_paper(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k final similarities per image, and how far the attack moved each copy from its noisy start."""
+        adv = noisy = (start + self.eps * noise).clamp(-1, 1)
         step = self.eps / self.steps
         for _ in range(self.steps):
             grad, _ = self._loss_grad(adv, target)
             adv = (adv + step * grad.sign()).clamp(-1, 1)
         with torch.no_grad():
-            return cosine(self.model(adv), target)
+            return cosine(self.model(adv), target), adv - noisy
 
-    def _attack_official(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _attack_official(self, start: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The official code works on [0, 1] images and normalises inside the model; its
         # clamp to [-1, 1] (in [0, 1] units) never binds on real images.
-        adv01 = ((start + 1) / 2 + self.eps * noise).clamp(-1, 1)
+        adv01 = noisy01 = ((start + 1) / 2 + self.eps * noise).clamp(-1, 1)
         recorded = []
         for _ in range(self.steps):
             grad, sims = self._loss_grad(adv01 * 2 - 1, target)
@@ -232,4 +245,4 @@ class FaceQAN:
             # d/d(adv01) = 2 * d/d(adv): same sign.
             adv01 = (adv01 + self.eps * grad.sign()).clamp(-1, 1)
         n = target.shape[0] // self.copies
-        return torch.stack(recorded, dim=1).view(n, self.copies * self.steps)
+        return torch.stack(recorded, dim=1).view(n, self.copies * self.steps), (adv01 - noisy01) * 2

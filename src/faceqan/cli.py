@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--frame-step", type=int, default=1, help="score every Nth frame of video inputs (default 1: every frame)")
     _add_face_options(score)
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
+    score.add_argument("--save-chips", default=None, metavar="DIR", help="also write each scored face's aligned chip as DIR/<stem>_<path hash>_face<N>.png")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
@@ -88,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(demo)
 
     commands.add_parser("models", help="list the built-in FR models and their input specs")
+
+    explain = commands.add_parser("explain", help="a PNG panel per face: the chip, its mirror and FaceQAN's adversarial noise, with the score's parts")
+    explain.add_argument("inputs", nargs="+", help="image or video files, folders or .txt lists, as for score")
+    explain.add_argument("-o", "--output", required=True, help="folder for the panels")
+    _add_faceqan_options(explain)
+    explain.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
+    explain.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces (default largest)")
+    explain.add_argument("--frame-step", type=int, default=1, help="every Nth frame of video inputs")
+    _add_face_options(explain)
     commands.add_parser("methods", help="list the quality methods and their options")
 
     distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
@@ -168,6 +178,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     method = _method(args, model, args.method)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
     settings = scoring_settings(args.model, model, method, preparer.settings())
+    if args.save_chips:
+        from .faces.chips import ChipSaver
+
+        preparer = ChipSaver(preparer, args.save_chips)
     batch_size = args.batch_size or method.default_batch_size()
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.resume, not args.quiet)
     done = sum(summary.statuses.values())
@@ -265,6 +279,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain.run import explain_paths
+    from .faces.prepare import FacePreparer
+    from .methods import FaceQANMethod
+    from .pipeline import collect_inputs
+
+    paths = collect_inputs(args.inputs, args.frame_step)
+    model = _model(args)
+    method = _method(args, model)
+    if not isinstance(method, FaceQANMethod):
+        raise ValueError("explain shows FaceQAN's adversarial noise: --student does not apply")
+    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
+    written = failed = 0
+    for item in explain_paths(paths, preparer, method.scorer, args.output):
+        if item.panel is None:
+            failed += 1
+            print(f"faceqan: {item.face.path}: {item.face.status}: {item.face.error}", file=sys.stderr)
+        else:
+            written += 1
+    print(f"faceqan: {written} panels written to {args.output}, {failed} inputs without one", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from .models import create_model
     from .student.distill import distill
@@ -316,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "explain": cmd_explain, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
