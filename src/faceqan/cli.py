@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the built-in FR models and their input specs")
 
+    report = commands.add_parser("report", help="one HTML page about score files: statuses, quality distribution, ranked faces, lowest faces with noise maps, failures")
+    report.add_argument("scores", nargs="+", help="`faceqan score` outputs (several: distributions overlaid)")
+    report.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    report.add_argument("--sheet", type=int, default=60, help="faces on the ranked sheet, spread evenly over the ranks (default 60)")
+    report.add_argument("--lowest", type=int, default=12, help="lowest-scored faces shown with their noise maps (default 12)")
+    report.add_argument("--no-noise-maps", action="store_true", help="skip the noise maps (they rerun FaceQAN on the lowest faces)")
+
     explain = commands.add_parser("explain", help="a PNG panel per face: the chip, its mirror and FaceQAN's adversarial noise, with the score's parts")
     explain.add_argument("inputs", nargs="+", help="image or video files, folders or .txt lists, as for score")
     explain.add_argument("-o", "--output", required=True, help="folder for the panels")
@@ -133,18 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _file_options(args: argparse.Namespace) -> dict:
+    """The options that read a model file (--arch, --input-*, --bgr), those given."""
+    pairs = [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
+    return {name: value for name, value in pairs if value is not None}
+
+
 def _model(args: argparse.Namespace):
     """The FR model the options name, on the device they name (checked first)."""
     from .devices import resolve_device
     from .models import create_model
 
-    device = resolve_device(args.device)
-    file_options = {
-        name: value
-        for name, value in [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
-        if value is not None
-    }
-    return create_model(args.model, device, **file_options)
+    return create_model(args.model, resolve_device(args.device), **_file_options(args))
 
 
 METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed", "student")
@@ -177,7 +184,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     model = _model(args)
     method = _method(args, model, args.method)
     preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
-    settings = scoring_settings(args.model, model, method, preparer.settings())
+    settings = scoring_settings(args.model, model, method, preparer.settings(), _file_options(args))
     if args.save_chips:
         from .faces.chips import ChipSaver
 
@@ -215,7 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     method = _method(args, model, args.method)
     preparer_options = {"min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
     preparation = {key: value for key, value in preparer_options.items() if key != "max_pixels"}  # aligned, faces: per request
-    settings = scoring_settings(args.model, model, method, preparation)
+    settings = scoring_settings(args.model, model, method, preparation, _file_options(args))
     service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, **preparer_options)
     server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
     host, port = server.server_address[:2]
@@ -279,6 +286,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .explain.report import write_report
+
+    path = write_report(args.scores, args.output, sheet_size=args.sheet, lowest=args.lowest, with_noise_maps=not args.no_noise_maps)
+    print(f"faceqan: report written to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain.run import explain_paths
     from .faces.prepare import FacePreparer
@@ -330,11 +345,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.model != "dlib":
         raise ValueError("evaluate takes its models from --comparison-model and --quality-model (names or model files); --model does not apply here")
-    model_options = {
-        name: value
-        for name, value in [("arch", args.arch), ("input_size", args.input_size), ("input_mean", args.input_mean), ("input_std", args.input_std), ("bgr", args.bgr or None)]
-        if value is not None
-    }
+    model_options = _file_options(args)
     config = EvaluationConfig(
         protocol=args.protocol, protocol_kind=args.protocol_kind, identity_from=args.identity_from, methods=args.method, quality_csv=args.quality_csv,
         all_pairs=args.all_pairs, max_images=args.max_images, comparison_model=args.comparison_model, quality_model=args.quality_model, model_options=model_options,
@@ -353,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "explain": cmd_explain, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -50,13 +50,14 @@ def provenance() -> dict:
     return {"faceqan": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, preparation: dict) -> dict:
-    """Everything that decides a run's rows: the faceqan version, the model (name and a hash of
-    its weights), the method's options and the face preparation (``FacePreparer.settings()``).
-    A resume must match them all."""
+def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, preparation: dict, model_options: dict | None = None) -> dict:
+    """Everything that decides a run's rows: the faceqan version, the model (name, the options
+    that read its file, a hash of its weights), the method's options and the face preparation
+    (``FacePreparer.settings()``). A resume must match them all."""
     from . import __version__
 
-    return {"faceqan": __version__, "model": model_name, "model_sha256": model.fingerprint(), **method.settings(), **preparation}
+    model_part = {"model": model_name, "model_options": model_options or {}, "model_sha256": model.fingerprint()}
+    return {"faceqan": __version__, **model_part, **method.settings(), **preparation}
 
 
 def _write_settings(sidecar: Path, settings: dict) -> None:
