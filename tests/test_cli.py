@@ -188,7 +188,7 @@ def test_score_with_another_method_writes_its_columns(tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert main(["score", str(faces[0]), "-o", str(out), "--method", "flip", "--quiet"]) == EXIT_OK
     rows = _rows(out)
-    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "status", "error"]
+    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "quality_0_100", "status", "error"]
     assert 0.9 < float(rows[0]["quality"]) <= 1
     assert main(["score", str(faces[0]), "-o", str(tmp_path / "x.csv"), "--method", "flip", "--eps", "0.01"]) == EXIT_START_FAILED
     assert "quality method 'flip' takes no option eps" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_a_distilled_student_scores_through_the_cli_and_the_api(faces, trained, 
     out = tmp_path / "student.csv"
     assert main(["score", str(faces), "-o", str(out), "--student", str(student), "--quiet"]) == EXIT_OK
     rows = _rows(out)
-    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "flip_sim", "q_adv", "status", "error"]
+    assert list(rows[0]) == ["path", "face", "box", "det_score", "landmarks", "quality", "flip_sim", "q_adv", "quality_0_100", "status", "error"]
     teacher = {row["path"]: row for row in _rows(scores)}
     for row in rows:
         q_adv, flip_sim = float(row["q_adv"]), float(row["flip_sim"])

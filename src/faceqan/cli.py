@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("inputs", nargs="+", help="image or video files, folders (recursive, images) or .txt files listing paths")
     score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
     score.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
+    score.add_argument("--scale", default=None, metavar="FILE", help="0-100 scale for the quality_0_100 column (from `faceqan scale`; default: the built-in one where it fits the settings)")
     _add_faceqan_options(score)
     score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
     serve.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
+    serve.add_argument("--scale", default=None, metavar="FILE", help="0-100 scale for quality_0_100 (from `faceqan scale`)")
     _add_faceqan_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
@@ -106,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--frame-step", type=int, default=1, help="every Nth frame of video inputs")
     _add_face_options(explain)
     commands.add_parser("methods", help="list the quality methods and their options")
+
+    scale = commands.add_parser("scale", help="fit a 0-100 scale on score files: a score's value is the share of these faces it beats")
+    scale.add_argument("scores", nargs="+", help="`faceqan score` outputs of one model and setting, of faces like those you will score")
+    scale.add_argument("-o", "--output", required=True, help="scale file to write (.json); use it with score --scale")
+    scale.add_argument("--reference", default="your reference faces", help="what the faces are, for the file and the report")
 
     distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
     distill.add_argument("scores", nargs="+", help="FaceQAN score files (CSV / JSONL / Parquet, with their .settings.json)")
@@ -167,7 +174,12 @@ def _method(args: argparse.Namespace, model, name: str = "faceqan", only_accepte
         name = "faceqan-student"  # --student FILE alone picks the student
     if only_accepted and name in METHODS:
         options = {key: value for key, value in options.items() if key in method_options(name)}
-    return create_method(name, model, **options)
+    method = create_method(name, model, **options)
+    if getattr(args, "scale", None):
+        from .scale import load_scale
+
+        method.use_scale(load_scale(args.scale))
+    return method
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -317,6 +329,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from .scale import fit_scale
+
+    scale = fit_scale(args.scores, args.reference)
+    scale.save(args.output)
+    median = scale.percentiles[50]
+    print(f"faceqan: scale from {scale.reference}: quality {median:.4f} is 50, {scale.percentiles[10]:.4f} is 10 -> {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from .models import create_model
     from .student.distill import distill
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -101,7 +101,7 @@ def run_scoring(
     todo = [p for p in paths if p not in done]
     summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
     start = time.perf_counter()
-    columns = row_columns(getattr(method, "columns", FACEQAN_COLUMNS))
+    columns = row_columns(getattr(method, "output_columns", FACEQAN_COLUMNS))
     with RowWriter(output, columns) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
         try:
             for rows in score_stream(todo, preparer, method, batch_size):

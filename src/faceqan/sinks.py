@@ -13,7 +13,7 @@ from typing import IO
 
 from .extras import require
 
-FACEQAN_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv")
+FACEQAN_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "quality_0_100")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 

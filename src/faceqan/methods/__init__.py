@@ -11,6 +11,7 @@ import inspect
 
 from torch import nn
 
+from ..scale import builtin_scale
 from .base import QualityMethod
 from .baselines import EmbeddingNorm, FlipSimilarity, RandomQuality, SerFiq, Sharpness
 from .faceqan_method import FaceQANMethod
@@ -51,4 +52,9 @@ def create_method(name: str, model: nn.Module, **options) -> QualityMethod:
     if unknown:
         accepted = ", ".join(method_options(name)) or "none"
         raise ValueError(f"quality method {name!r} takes no option {', '.join(unknown)} (its options: {accepted})")
-    return METHODS[name](model, **given)
+    method = METHODS[name](model, **given)
+    spec = getattr(model, "spec", None)
+    scale = builtin_scale(spec.name) if spec is not None else None
+    if scale is not None and scale.matches({"model_sha256": getattr(model, "fingerprint", lambda: None)(), **method.settings()}):
+        method.scale = scale  # the built-in 0-100 scale, where it was fitted for exactly these settings
+    return method

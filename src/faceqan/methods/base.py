@@ -5,10 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..algorithm import check_images, model_device
+from ..scale import QualityScale
 
 
 class QualityMethod(ABC):
@@ -25,6 +27,20 @@ class QualityMethod(ABC):
 
     def __init__(self, model: nn.Module | None) -> None:
         self.model = model
+        self.scale: QualityScale | None = None  # maps quality to 0-100 (faceqan/scale.py); None: that column stays empty
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """The columns of a result row: the method's, then ``quality_0_100``."""
+        return (*self.columns, "quality_0_100")
+
+    def use_scale(self, scale: QualityScale) -> None:
+        """Report quality on ``scale`` too; refused when the scale belongs to other weights or settings."""
+        run = {"model_sha256": self.model.fingerprint() if hasattr(self.model, "fingerprint") else None, **self.settings()}
+        if not scale.matches(run):
+            differ = sorted(k for k, v in scale.settings.items() if run.get(k) != v)
+            raise ValueError(f"the 0-100 scale was fitted for other settings ({', '.join(differ)} differ): fit one for these with `faceqan scale`")
+        self.scale = scale
 
     @property
     def device(self) -> torch.device:
@@ -33,7 +49,10 @@ class QualityMethod(ABC):
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         check_images(images)
         columns = self.compute(images.to(self.device))
-        return {name: columns[name].detach().cpu() for name in self.columns}
+        out = {name: columns[name].detach().cpu() for name in self.columns}
+        scaled = self.scale(out["quality"].double().numpy()) if self.scale is not None else np.full(images.shape[0], np.nan)
+        out["quality_0_100"] = torch.from_numpy(np.asarray(scaled, np.float64))
+        return out
 
     @abstractmethod
     def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
