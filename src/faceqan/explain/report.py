@@ -175,6 +175,18 @@ def _quantiles(values: list[float]) -> str:
     return ", ".join(f"{'min' if p == 0 else 'max' if p == 100 else f'p{p}'} {v:.4f}" for p, v in zip(points, numbers))
 
 
+def _scale_note(file: ScoreFile) -> str:
+    """What quality_0_100 means for this file, or why it is empty."""
+    values = [float(r["quality_0_100"]) for r in file.scored if r.get("quality_0_100") not in ("", None)]
+    if not values:
+        return "<p>quality_0_100: empty (no 0-100 scale fits this model and setting; fit one with <code>faceqan scale</code>).</p>"
+    median = float(np.median(values))
+    return (
+        f"<p>quality_0_100 is the share of the scale's reference faces a score beats: a face at {median:.0f} (this file's median) "
+        f"scores above {median:.0f} % of them, so a gate that rejects the lowest {median:.0f} % of such faces rejects it.</p>"
+    )
+
+
 def _face_card(row: dict, rank: int, image: str, note: str, extra: str = "") -> str:
     title = html.escape(f"{row['path']} (face {row['face']})")
     note_html = f'<div class="note">{html.escape(note)}</div>' if note else ""
@@ -209,6 +221,7 @@ def build_report(score_files: list[str | Path], sheet_size: int = 60, lowest: in
         parts.append(f'<section class="file" id="file{index}"><h2>{html.escape(str(file.path))}</h2>')
         parts.append("<p>Rows by status: " + ", ".join(f"{html.escape(k)} {v}" for k, v in sorted(statuses.items())) + "</p>")
         parts.append(f"<p>Quality: {_quantiles([float(r['quality']) for r in scored])}</p>")
+        parts.append(_scale_note(file))
         settings = {k: v for k, v in file.settings.items() if k != "provenance"}
         if settings:
             parts.append("<details><summary>Settings of the run</summary><table>" + "".join(
