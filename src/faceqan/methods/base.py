@@ -31,8 +31,8 @@ class QualityMethod(ABC):
 
     @property
     def output_columns(self) -> tuple[str, ...]:
-        """The columns of a result row: the method's, then ``quality_0_100``."""
-        return (*self.columns, "quality_0_100")
+        """The columns of a result row: the method's, then ``quality_0_100`` for quality methods."""
+        return (*self.columns, "quality_0_100") if "quality" in self.columns else self.columns
 
     def use_scale(self, scale: QualityScale) -> None:
         """Report quality on ``scale`` too; refused when the scale belongs to other weights or settings."""
@@ -50,8 +50,9 @@ class QualityMethod(ABC):
         check_images(images)
         columns = self.compute(images.to(self.device))
         out = {name: columns[name].detach().cpu() for name in self.columns}
-        scaled = self.scale(out["quality"].double().numpy()) if self.scale is not None else np.full(images.shape[0], np.nan)
-        out["quality_0_100"] = torch.from_numpy(np.asarray(scaled, np.float64))
+        if "quality" in out:
+            scaled = self.scale(out["quality"].double().numpy()) if self.scale is not None else np.full(images.shape[0], np.nan)
+            out["quality_0_100"] = torch.from_numpy(np.asarray(scaled, np.float64))
         return out
 
     @abstractmethod
