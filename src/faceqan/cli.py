@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-images", type=int, default=None, help="keep the protocol's first N images and the pairs among them")
     evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured: built-in name or model file (default dlib); --arch, --input-* and --bgr read model files")
     evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use: name or file (default: the comparison model)")
-    evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly: faceqan, serfiq, flip, embedding_norm, sharpness (repeatable)")
+    evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly, any of `faceqan methods` (faceqan, faceqan-student, serfiq, flip, ...; repeatable)")
     evaluate.add_argument("--quality-csv", action="append", default=[], metavar="NAME=FILE[:COLUMN]", help="qualities from a `faceqan score` output (column default quality)")
     _add_faceqan_options(evaluate)
     evaluate.add_argument("--fmr", type=float, default=1e-3, help="target FMR of the ERC threshold and the EDC's fixed threshold (default 1e-3)")
@@ -164,16 +164,14 @@ def _model(args: argparse.Namespace):
 METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed", "student")
 
 
-def _method(args: argparse.Namespace, model, name: str = "faceqan", only_accepted: bool = False):
-    """The quality method ``name`` with the options given on the command line; an option the
-    method does not take is an error, unless ``only_accepted`` (evaluate's several methods)."""
-    from .methods import METHODS, create_method, method_options
+def _method(args: argparse.Namespace, model, name: str = "faceqan"):
+    """The quality method ``name`` with the options given on the command line (an option the
+    method does not take is an error), on the 0-100 scale of ``--scale`` if given."""
+    from .methods import create_method
 
     options = {key: getattr(args, key) for key in METHOD_OPTIONS}
-    if name == "faceqan" and options["student"] is not None and not only_accepted:
+    if name == "faceqan" and options["student"] is not None:
         name = "faceqan-student"  # --student FILE alone picks the student
-    if only_accepted and name in METHODS:
-        options = {key: value for key, value in options.items() if key in method_options(name)}
     method = create_method(name, model, **options)
     if getattr(args, "scale", None):
         from .scale import load_scale
