@@ -223,3 +223,13 @@ def test_parquet_output_without_pyarrow_is_refused_before_scoring(tmp_path, caps
     assert main(["score", str(faces[0]), "-o", str(tmp_path / "out.parquet"), *FAST]) == EXIT_START_FAILED
     assert "pip install 'faceqan[parquet]'" in capsys.readouterr().err
     assert not list(tmp_path.glob("out.parquet*"))
+
+
+def test_python_dash_m_faceqan_is_the_command():
+    import subprocess
+    import sys
+
+    import faceqan
+
+    result = subprocess.run([sys.executable, "-m", "faceqan", "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == f"faceqan {faceqan.__version__}"
