@@ -34,8 +34,9 @@ def test_every_method_gives_its_columns_one_value_per_image(model, tiny_images, 
     method = create_method(name, model, **({"steps": 1, "copies": 2} if name == "faceqan" else {}))
     assert isinstance(method, QualityMethod) and method.name == name
     columns = method(tiny_images)
-    assert list(columns) == list(method.columns) and method.columns[0] == "quality"
-    assert all(values.shape == (5,) and values.device.type == "cpu" and torch.isfinite(values).all() for values in columns.values())
+    assert list(columns) == [*method.columns, "quality_0_100"] == list(method.output_columns) and method.columns[0] == "quality"
+    assert all(columns[c].shape == (5,) and columns[c].device.type == "cpu" and torch.isfinite(columns[c]).all() for c in method.columns)
+    assert torch.isnan(columns["quality_0_100"]).all()  # no 0-100 scale for this model
     assert method.settings()["method"] == name
     # One image alone gets the value it gets in its batch.
     torch.testing.assert_close(method(tiny_images[2:3])["quality"], columns["quality"][2:3], rtol=1e-5, atol=1e-6)
