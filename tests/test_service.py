@@ -1,8 +1,12 @@
-"""`faceqan serve`: uploads scored like files, bad uploads get their row, bad requests their HTTP error."""
+"""`faceqan serve`: uploads scored like files, bad uploads get their row, bad requests their
+HTTP error (JSON), and limits that answer 503 / 504 / 413 instead of falling over. The app
+runs under a real uvicorn on a free loopback port."""
 
 import http.client
 import json
 import threading
+import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -11,7 +15,8 @@ from PIL import Image
 from faceqan.algorithm import FaceQAN
 from faceqan.api import score_paths
 from faceqan.methods import FaceQANMethod
-from faceqan.service import QualityService, make_server
+from faceqan.service import QualityService
+from faceqan.service.app import ServiceLimits, create_app
 
 from helpers import face_rgb, jpeg_bytes, start_cli, write_bad_cases
 
@@ -21,15 +26,33 @@ def scorer(dlib_model):
     return FaceQAN(dlib_model, eps=0.01, steps=1, copies=2)
 
 
+@contextmanager
+def running(service: QualityService, limits: ServiceLimits | None = None, api_key: str | None = None):
+    """The app under uvicorn on a free loopback port, in a thread; yields (host, port)."""
+    import socket
+
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(service, limits, api_key), log_level="critical"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        service.close()
+
+
 @pytest.fixture(scope="module")
 def server(dlib_model, scorer):
     service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {"model": "dlib", "copies": 2}, max_pixels=10_000_000)
-    server = make_server(service, port=0, max_bytes=2_000_000, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[:2]
-    server.shutdown()
-    server.server_close()
+    with running(service, ServiceLimits(max_bytes=2_000_000)) as address:
+        yield address
 
 
 def request(address, method, path, body=None, headers=None):
@@ -85,22 +108,111 @@ def test_aligned_uploads_skip_detection(server, tmp_path):
     assert payload["results"][0]["status"] == "bad_image"
 
 
-def test_bad_requests_get_http_errors(server):
+def test_bad_requests_get_json_http_errors(server):
     assert request(server, "POST", "/score", b"")[0] == 400
     status, payload = request(server, "POST", "/score?faces=some", b"xx")
-    assert status == 400 and "faces must be one of" in payload["error"]
+    assert status == 400 and "faces must be one of" in payload["error"] and payload["id"]
     assert request(server, "POST", "/score?aligned=maybe", b"xx")[0] == 400
-    assert request(server, "POST", "/nowhere", b"xx")[0] == 404
-    assert request(server, "GET", "/score")[0] == 404
+    status, payload = request(server, "POST", "/nowhere", b"xx")
+    assert status == 404 and "error" in payload
+    assert request(server, "GET", "/score")[0] == 405
     assert request(server, "PUT", "/score", b"xx")[0] == 405
     # The length alone decides: the server answers before reading a body it will refuse.
     status, payload = request(server, "POST", "/score", b"x", {"Content-Length": "2000001"})
     assert status == 413 and "over the limit" in payload["error"]
 
 
-def test_health_names_the_model_and_settings(server):
+def test_health_ready_and_metrics(server):
     status, payload = request(server, "GET", "/health")
-    assert status == 200 and payload["status"] == "ok" and payload["model"] == "dlib" and payload["settings"]["copies"] == 2
+    assert status == 200 and payload == {"status": "ok"}
+    status, payload = request(server, "GET", "/ready")
+    assert status == 200 and payload["model"] == "dlib" and payload["settings"]["copies"] == 2 and payload["queued_faces"] == 0
+    request(server, "POST", "/score", jpeg_bytes(face_rgb()))
+    connection = http.client.HTTPConnection(*server, timeout=60)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    assert 'faceqan_requests_total{endpoint="/score",status="200"}' in text and "faceqan_faces_scored_total" in text
+    assert "faceqan_batch_faces_bucket" in text and "faceqan_queue_faces" in text
+
+
+def test_multipart_uploads_get_one_result_per_file(server):
+    import httpx
+
+    files = [("file", ("a.jpg", jpeg_bytes(face_rgb()), "image/jpeg")), ("file", ("b.txt", b"not an image", "text/plain"))]
+    response = httpx.post(f"http://{server[0]}:{server[1]}/score", files=files, timeout=120)
+    assert response.status_code == 200
+    rows = response.json()["results"]
+    assert [(r["path"], r["status"]) for r in rows] == [("a.jpg", "ok"), ("b.txt", "decode_error")]
+    response = httpx.post(f"http://{server[0]}:{server[1]}/score", files=[("other", ("a.jpg", b"x", "image/jpeg"))], timeout=60)
+    assert response.status_code == 400 and "'file' field" in response.json()["error"]
+
+
+class SlowFlip:
+    """A quality method that takes its time (and optionally fails in an unexpected way)."""
+
+    def __init__(self, model, seconds: float, fail: bool = False) -> None:
+        from faceqan.methods import create_method
+
+        self.inner, self.seconds, self.fail = create_method("flip", model), seconds, fail
+        self.device, self.columns, self.output_columns = self.inner.device, self.inner.columns, self.inner.output_columns
+
+    def default_batch_size(self) -> int:
+        return 1
+
+    def __call__(self, images):
+        time.sleep(self.seconds)
+        if self.fail:
+            raise KeyError("an unexpected failure")
+        return self.inner(images)
+
+
+def _concurrently(address, count: int, body: bytes) -> list[tuple[int, dict, dict]]:
+    answers = []
+
+    def send():
+        connection = http.client.HTTPConnection(*address, timeout=120)
+        connection.request("POST", "/score", body=body)
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read()), dict(response.getheaders())))
+
+    threads = [threading.Thread(target=send) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_a_slow_one_504(dlib_model):
+    body = jpeg_bytes(face_rgb())
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 1.5), {}, max_batch=1, max_queue=1)
+    with running(service, ServiceLimits(max_decodes=8)) as address:
+        answers = _concurrently(address, 4, body)
+    statuses = sorted(status for status, _, _ in answers)
+    assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}
+    refused = next(a for a in answers if a[0] == 503)
+    assert refused[2].get("retry-after") == "2" and "overloaded" in refused[1]["error"]
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 3.0), {}, max_batch=1)
+    with running(service, ServiceLimits(deadline=1.0)) as address:
+        [(status, payload, _)] = _concurrently(address, 1, body)
+    assert status == 504 and "deadline" in payload["error"]
+
+
+def test_an_unexpected_error_is_a_json_500_with_an_id(dlib_model):
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 0.0, fail=True), {}, max_batch=1)
+    with running(service) as address:
+        [(status, payload, _)] = _concurrently(address, 1, jpeg_bytes(face_rgb()))
+    assert status == 500 and payload["id"] in payload["error"]
+
+
+def test_the_api_key_is_required_when_set(dlib_model, scorer):
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    with running(service, api_key="s3cret") as address:
+        assert request(address, "POST", "/score", b"xx")[0] == 401
+        assert request(address, "POST", "/score", b"xx", {"X-API-Key": "wrong"})[0] == 401
+        assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"X-API-Key": "s3cret"})[0] == 200
+        assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"Authorization": "Bearer s3cret"})[0] == 200
+        assert request(address, "GET", "/health")[0] == 200  # health needs no key
 
 
 def test_concurrent_uploads_all_get_their_own_answer(server):
@@ -152,19 +264,33 @@ def test_preparer_options_reach_the_detector(dlib_model, scorer):
     assert preparer.detector.refine and preparer.min_det_score == 0.8
 
 
-def test_the_serve_command_starts_answers_and_stops_on_ctrl_c():
+def test_the_serve_command_finishes_requests_in_flight_on_sigterm_and_exits_0():
     import re
     import signal
     import subprocess
 
-    process = start_cli("serve", "--port", "0", "--copies", "2", "--steps", "1", "--landmarks", "refined", "--batch-size", "4", "--max-wait-ms", "2", "--quiet", stderr=subprocess.PIPE, text=True)
+    process = start_cli("serve", "--port", "0", "--copies", "10", "--steps", "5", "--landmarks", "refined", "--batch-size", "4", "--max-wait-ms", "2", "--quiet", stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()
         match = re.search(r"http://([\d.]+):(\d+)", line)
         assert match, line
-        status, payload = request((match.group(1), int(match.group(2))), "GET", "/health")
-        assert status == 200 and payload["settings"]["steps"] == 1 and payload["settings"]["landmarks"] == "refined"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        address = (match.group(1), int(match.group(2)))
+        status, payload = request(address, "GET", "/ready")
+        assert status == 200 and payload["settings"]["steps"] == 5 and payload["settings"]["landmarks"] == "refined"
+        answers = []
+        sender = threading.Thread(target=lambda: answers.extend(_concurrently(address, 1, jpeg_bytes(face_rgb()))))
+        sender.start()
+        time.sleep(0.3)  # the request is in flight (FaceQAN takes about a second)
+        process.send_signal(signal.SIGTERM)
+        sender.join(timeout=120)
+        assert process.wait(timeout=60) == 0
+        assert answers and answers[0][0] == 200 and answers[0][1]["results"][0]["status"] == "ok"
     finally:
         process.kill()
+
+
+def test_a_public_address_without_a_key_is_refused(capsys):
+    from faceqan.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "without an API key" in capsys.readouterr().err

@@ -19,13 +19,25 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class Batcher(Generic[Item, Result]):
-    """Runs ``run_batch(items) -> one result per item`` over the items of concurrent jobs."""
+class Overloaded(RuntimeError):
+    """More items are waiting than the batcher accepts: refuse now rather than queue without end."""
 
-    def __init__(self, run_batch: Callable[[list[Item]], Sequence[Result]], max_items: int, max_wait: float = 0.005) -> None:
+
+class Batcher(Generic[Item, Result]):
+    """Runs ``run_batch(items) -> one result per item`` over the items of concurrent jobs.
+    ``max_pending``: the most items waiting or running at once (None: no bound); a job that
+    would exceed it raises Overloaded at once. ``on_batch(size)`` is told each batch's size."""
+
+    def __init__(
+        self, run_batch: Callable[[list[Item]], Sequence[Result]], max_items: int, max_wait: float = 0.005,
+        max_pending: int | None = None, on_batch: Callable[[int], None] | None = None,
+    ) -> None:  # fmt: skip
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
         self.run_batch, self.max_items, self.max_wait = run_batch, max_items, max_wait
+        self.max_pending, self.on_batch = max_pending, on_batch
+        self.pending = 0  # items handed in and not yet answered
+        self._count_lock = threading.Lock()
         self._jobs: queue.Queue[tuple[list[Item], Future] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, daemon=True, name="faceqan-batcher")
         self._worker.start()
@@ -34,9 +46,17 @@ class Batcher(Generic[Item, Result]):
         """The results for ``items``, in order, once their batch has run (its error if it failed)."""
         if not items:
             return []
+        with self._count_lock:
+            if self.max_pending is not None and self.pending + len(items) > self.max_pending:
+                raise Overloaded(f"{self.pending} faces are waiting to be scored (at most {self.max_pending})")
+            self.pending += len(items)
         future: Future = Future()
-        self._jobs.put((items, future))
-        return future.result()
+        try:
+            self._jobs.put((items, future))
+            return future.result()
+        finally:
+            with self._count_lock:
+                self.pending -= len(items)
 
     def close(self) -> None:
         """Stop the worker after the jobs already handed in."""
@@ -60,6 +80,8 @@ class Batcher(Generic[Item, Result]):
             self._run(jobs)
 
     def _run(self, jobs: list[tuple[list[Item], Future]]) -> None:
+        if self.on_batch is not None:
+            self.on_batch(sum(len(items) for items, _ in jobs))
         try:
             results = list(self.run_batch([item for items, _ in jobs for item in items]))
         except Exception as exc:  # noqa: BLE001 (each waiting request gets the error)

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
+    serve.add_argument("--max-queue", type=int, default=64, help="faces waiting to be scored before requests get 503 + Retry-After (default 64)")
+    serve.add_argument("--max-decodes", type=int, default=4, help="images decoded and detected at once (default 4)")
+    serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
+    serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
+    serve.add_argument("--grace", type=float, default=30.0, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default 30)")
+    serve.add_argument("--api-key", default=None, help="require this key on /score (X-API-Key header or Authorization: Bearer); default $FACEQAN_API_KEY")
+    serve.add_argument("--insecure", action="store_true", help="allow listening on a non-loopback address without an API key")
     _add_face_options(serve)
     serve.add_argument("--quiet", action="store_true", help="no request log")
 
@@ -224,25 +231,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .runner import scoring_settings
-    from .service import QualityService, make_server
+def _is_loopback(host: str) -> bool:
+    import ipaddress
 
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: treat as reachable from outside
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import socket
+
+    from .extras import require
+    from .runner import scoring_settings
+    from .service import QualityService
+    from .service.app import ServiceLimits, create_app
+
+    uvicorn = require("uvicorn", "serve", "faceqan serve")
+    api_key = args.api_key or os.environ.get("FACEQAN_API_KEY") or None
+    if not _is_loopback(args.host) and api_key is None and not args.insecure:
+        raise ValueError(f"listening on {args.host} without an API key: set --api-key (or FACEQAN_API_KEY), or pass --insecure")
     model = _model(args)
     method = _method(args, model, args.method)
     preparer_options = {"min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
     preparation = {key: value for key, value in preparer_options.items() if key != "max_pixels"}  # aligned, faces: per request
     settings = scoring_settings(args.model, model, method, preparation, _file_options(args))
-    service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, **preparer_options)
-    server = make_server(service, args.host, args.port, args.max_bytes, args.quiet)
-    host, port = server.server_address[:2]
-    print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health); Ctrl-C stops", file=sys.stderr, flush=True)
+    service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, args.max_queue, **preparer_options)
+    limits = ServiceLimits(args.max_bytes, args.max_decodes, args.read_timeout, args.deadline)
+    app = create_app(service, limits, api_key)
+    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.host, args.port))
+    listener.listen(2048)  # connections made before uvicorn starts wait in the backlog
+    host, port = listener.getsockname()[:2]
+    config = uvicorn.Config(app, log_level="warning" if args.quiet else "info", timeout_keep_alive=5, timeout_graceful_shutdown=args.grace)
+    print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health /ready /metrics /docs); Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+    # uvicorn shuts down gracefully on SIGINT / SIGTERM (requests in flight get --grace seconds),
+    # then raises the signal again for the handler it found: a no-op here, so the exit is 0.
+    quiet_handlers = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:  # the normal way to stop a server
-        pass
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
-        server.server_close()
+        for sig, handler in quiet_handlers.items():
+            signal.signal(sig, handler)
         service.close()
     return EXIT_OK
 

@@ -1,0 +1,173 @@
+"""``faceqan serve`` over HTTP: a FastAPI app for an ASGI server (uvicorn).
+
+    POST /score[?faces=largest|all|error&aligned=0|1&name=...]   the encoded image as the body,
+                                                                  or multipart ``file`` fields
+    GET  /health   alive          GET /ready   model loaded         GET /metrics   Prometheus
+    GET  /docs     OpenAPI page   GET /openapi.json
+
+``/score`` answers 200 with ``{"results": [rows], "seconds": s}`` whenever the images were
+processed (one row per face, as in ``faceqan score``; an undecodable image or one without a
+face is a row with its status). Errors are JSON ``{"error": ..., "id": ...}``: 400 bad
+request, 401 missing or wrong API key, 404, 405, 408 body not received in time, 413 body over
+the limit, 503 (with Retry-After) when more faces wait than ``max_queue``, 504 when a request
+passes its deadline, 500 for anything unexpected (its id is logged with the traceback).
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request)
+# at definition time, and they are imported inside create_app.
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..batcher import Overloaded
+from ..extras import require
+from .core import QualityService, RequestError
+
+log = logging.getLogger("faceqan.service")
+
+
+@dataclass
+class ServiceLimits:
+    """What bounds the service's work (each enforced with its own status code)."""
+
+    max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond
+    max_decodes: int = 4  # images decoded and detected at once (each a thread); more wait
+    read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
+    deadline: float = 120.0  # seconds for a whole request: 504 beyond
+    retry_after: int = 2  # seconds a 503 asks the client to wait
+
+
+def _flag(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no", ""):
+        return False
+    raise RequestError(400, f"aligned must be 0/1 or true/false, got {value!r}")
+
+
+def create_app(service: QualityService, limits: ServiceLimits | None = None, api_key: str | None = None):
+    """The ASGI app serving ``service``; ``api_key``: required on /score when set."""
+    require("fastapi", "serve", "faceqan serve")
+    require("python_multipart", "serve", "multipart uploads")
+    prometheus = require("prometheus_client", "serve", "the /metrics endpoint")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    limits = limits or ServiceLimits()
+    registry = prometheus.CollectorRegistry()
+    requests = prometheus.Counter("faceqan_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=registry)
+    latency = prometheus.Histogram("faceqan_request_seconds", "request latency", ["endpoint"], registry=registry,
+                                   buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))  # fmt: skip
+    faces = prometheus.Counter("faceqan_faces_scored", "faces scored (rows with status ok)", registry=registry)
+    prometheus.Gauge("faceqan_queue_faces", "faces waiting to be scored", registry=registry).set_function(lambda: service.queued)
+    batch_sizes = prometheus.Histogram("faceqan_batch_faces", "faces per scoring batch", registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+    service._batcher.on_batch = batch_sizes.observe
+    decodes = asyncio.Semaphore(limits.max_decodes)
+    app = FastAPI(title="faceqan", version=__import__("faceqan").__version__, summary="Face image quality (FaceQAN) for one FR model")
+
+    def error(status: int, message: str, headers: dict | None = None, error_id: str | None = None) -> JSONResponse:
+        return JSONResponse({"error": message, "id": error_id or uuid.uuid4().hex[:12]}, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("request failed (id %s)", error_id, exc_info=exc)
+        return error(500, f"internal error (id {error_id}, logged)", error_id=error_id)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        endpoint = request.url.path if request.url.path in ("/score", "/health", "/ready", "/metrics", "/") else "other"
+        requests.labels(endpoint, str(response.status_code)).inc()
+        latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limits.max_bytes):
+            raise RequestError(413, f"body of {declared} bytes is over the limit of {limits.max_bytes}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise RequestError(413, f"body over the limit of {limits.max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def uploads(request: Request) -> list[tuple[str, bytes]]:
+        """(name, bytes) of each uploaded image: the raw body, or each multipart ``file`` field."""
+        name = request.query_params.get("name", "upload")
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            body = await read_body(request)  # bounded first, then parsed
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            form = await Request(request.scope, receive).form(max_files=64)
+            files = [(field.filename or name, await field.read()) for field in form.getlist("file") if hasattr(field, "read")]
+            if not files:
+                raise RequestError(400, "multipart upload without a 'file' field")
+            return files
+        return [(name, await read_body(request))]
+
+    def authorised(request: Request) -> bool:
+        if api_key is None:
+            return True
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), api_key.encode())
+
+    @app.post("/score", summary="Quality of each face of the uploaded image(s)")
+    async def score(request: Request):
+        if not authorised(request):
+            return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+        started = time.perf_counter()
+        query = request.query_params
+        try:
+            policy, aligned = query.get("faces", "largest"), _flag(query.get("aligned", "0"))
+            try:
+                files = await asyncio.wait_for(uploads(request), limits.read_timeout)
+            except asyncio.TimeoutError:
+                return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
+
+            async def one(name: str, data: bytes) -> list[dict]:
+                async with decodes:
+                    return await run_in_threadpool(service.score, data, name, policy, aligned)
+
+            left = limits.deadline - (time.perf_counter() - started)
+            try:
+                per_file = await asyncio.wait_for(asyncio.gather(*(one(n, d) for n, d in files)), max(left, 0.0))
+            except asyncio.TimeoutError:
+                return error(504, f"not scored within the {limits.deadline:g} s deadline")
+        except RequestError as exc:
+            return error(int(exc.status), str(exc))
+        except Overloaded as exc:
+            return error(503, f"overloaded: {exc}; retry later", {"Retry-After": str(limits.retry_after)})
+        rows = [row for file_rows in per_file for row in file_rows]
+        faces.inc(sum(row["status"] == "ok" for row in rows))
+        rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
+        return {"results": rows, "seconds": round(time.perf_counter() - started, 4)}
+
+    @app.get("/health", summary="The process is alive")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="The model is loaded and scoring")
+    async def ready():
+        return {"status": "ready", "model": service.model.spec.name, "settings": service.settings, "queued_faces": service.queued}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics():
+        return Response(prometheus.generate_latest(registry), media_type=prometheus.CONTENT_TYPE_LATEST)
+
+    return app

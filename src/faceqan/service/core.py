@@ -1,0 +1,88 @@
+"""The scoring core of ``faceqan serve``, free of HTTP: uploads in, result rows out.
+
+One model serves every request. Each request decodes and detects in its caller's thread;
+the faces of concurrent requests are scored together in batches of up to ``max_batch``
+(faceqan/batcher.py), so a GPU is not left idle by one-face requests, and at most
+``max_queue`` faces wait: beyond that ``score`` raises Overloaded instead of queueing.
+An image that cannot be decoded or holds no face is a row with its status, not an error.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+
+from ..batcher import Batcher
+from ..faces.prepare import FACE_POLICIES, FacePreparer, PreparedFace
+from ..methods import QualityMethod
+from ..models.spec import FaceModel
+from ..pipeline import BatchLimit, score_batch
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+class RequestError(ValueError):
+    """A request the service refuses, with the HTTP status that says why."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class QualityService:
+    """Scores uploaded images with one model; thread-safe. ``max_batch``: most faces scored
+    together (default: the device's batch size for the model); ``max_wait``: seconds a batch
+    waits for more requests."""
+
+    def __init__(
+        self, model: FaceModel, method: QualityMethod, settings: dict,
+        max_batch: int | None = None, max_wait: float = 0.005, max_queue: int | None = None,
+        on_batch: Callable[[int], None] | None = None, **preparer_options,
+    ) -> None:  # fmt: skip
+        self.model, self.method, self.settings = model, method, settings
+        self.preparer_options = preparer_options
+        # Detectors keep state, so each request borrows an idle preparer (made on demand, kept
+        # for the next request: new threads come with every connection, a detector costs a load).
+        self._idle: dict[tuple[bool, str], queue.SimpleQueue[FacePreparer]] = {}
+        self._idle_lock = threading.Lock()
+        self._limit = BatchLimit()  # used by the batcher's one thread only
+        self._batcher: Batcher[PreparedFace, dict] = Batcher(
+            self._score_faces, max_batch or method.default_batch_size(), max_wait, max_queue, on_batch
+        )
+
+    def _score_faces(self, faces: list[PreparedFace]) -> list[dict]:
+        return score_batch(faces, self.method, self._limit)
+
+    def _prepare(self, data: bytes, name: str, aligned: bool, faces: str) -> list[PreparedFace]:
+        with self._idle_lock:
+            idle = self._idle.setdefault((aligned, faces), queue.SimpleQueue())
+        try:
+            preparer = idle.get_nowait()
+        except queue.Empty:
+            preparer = self.new_preparer(aligned, faces)
+        try:
+            return preparer.from_bytes(name, data)
+        finally:
+            idle.put(preparer)
+
+    def new_preparer(self, aligned: bool, faces: str) -> FacePreparer:
+        return FacePreparer(self.model.spec, aligned, faces, **self.preparer_options)  # type: ignore[arg-type]
+
+    @property
+    def queued(self) -> int:
+        """Faces handed in and not yet scored."""
+        return self._batcher.pending
+
+    def close(self) -> None:
+        """Stop the scoring thread once the requests handed in are done."""
+        self._batcher.close()
+
+    def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False) -> list[dict]:
+        """One row per face of the encoded image ``data``."""
+        if faces not in FACE_POLICIES:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"faces must be one of {', '.join(FACE_POLICIES)}, got {faces!r}")
+        if not data:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "empty body: send the encoded image (JPEG, PNG, ...) as the request body")
+        return self._batcher.submit(self._prepare(data, name, aligned, faces))
