@@ -294,3 +294,37 @@ def test_a_public_address_without_a_key_is_refused(capsys):
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "without an API key" in capsys.readouterr().err
+
+
+def test_explain_returns_the_noise_panel_as_png(server):
+    connection = http.client.HTTPConnection(*server, timeout=120)
+    connection.request("POST", "/explain?name=face.jpg", body=jpeg_bytes(face_rgb()))
+    response = connection.getresponse()
+    body = response.read()
+    assert response.status == 200 and response.getheader("content-type") == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
+    status, payload = request(server, "POST", "/explain", jpeg_bytes(np.full((64, 64, 3), 120, np.uint8)))
+    assert status == 422 and payload["error"].startswith("no_face")
+
+
+def test_the_web_page_scores_an_lfw_photo_like_the_api(server, lfw_root):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from browser import chrome_driver
+
+    photo = lfw_root / "images_deepfunneled" / "Colin_Powell" / "Colin_Powell_0038.jpg"
+    status, payload = request(server, "POST", "/score?name=Colin_Powell_0038.jpg", photo.read_bytes())
+    expected = payload["results"][0]["quality"]
+    driver = chrome_driver()
+    try:
+        driver.get(f"http://{server[0]}:{server[1]}/")
+        driver.find_element(By.ID, "files").send_keys(str(photo))
+        shown = WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".quality"))[0]
+        assert float(shown.get_attribute("data-quality")) == pytest.approx(expected, abs=1e-7)
+        assert shown.text == f"{expected:.4f}"
+        WebDriverWait(driver, 120).until(lambda d: d.execute_script("const i = document.querySelector('.face img'); return i && i.complete && i.naturalWidth > 0"))
+        assert "0-100" in driver.find_element(By.CSS_SELECTOR, ".meaning").text
+        assert driver.find_element(By.ID, "model").text == "dlib"
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        driver.quit()

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from ..extras import require
 
 
-def render_panel(chip: np.ndarray, perturbation: np.ndarray, parts: dict[str, float], title: str, path: str | Path) -> Path:
+def render_panel(chip: np.ndarray, perturbation: np.ndarray, parts: dict[str, float], title: str, path: str | Path | BinaryIO) -> str | Path | BinaryIO:
     """Write the panel of one face. ``chip``: (S, S, 3) uint8 RGB; ``perturbation``: (3, S, S)
     in [-1, 1] pixel units (``FaceQAN.explain``); ``parts``: quality, q_adv, flip_sim, mean_sim, std_sim."""
     require("matplotlib", "plots", "faceqan explain's panels")
@@ -40,8 +41,9 @@ def render_panel(chip: np.ndarray, perturbation: np.ndarray, parts: dict[str, fl
         fontsize=9,
     )
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, format="png")
     plt.close(figure)
     return path

@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 
 from ..batcher import Overloaded
 from ..extras import require
@@ -55,7 +56,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     require("python_multipart", "serve", "multipart uploads")
     prometheus = require("prometheus_client", "serve", "the /metrics endpoint")
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -157,6 +158,27 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
         faces.inc(sum(row["status"] == "ok" for row in rows))
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
         return {"results": rows, "seconds": round(time.perf_counter() - started, 4)}
+
+    @app.post("/explain", summary="The noise-map panel (PNG) of the largest face of the uploaded image")
+    async def explain(request: Request):
+        if not authorised(request):
+            return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+        try:
+            data = await asyncio.wait_for(read_body(request), limits.read_timeout)
+            aligned = _flag(request.query_params.get("aligned", "0"))
+            async with decodes:
+                png = await asyncio.wait_for(run_in_threadpool(service.explain, data, request.query_params.get("name", "upload"), aligned), limits.deadline)
+        except RequestError as exc:
+            return error(int(exc.status), str(exc))
+        except asyncio.TimeoutError:
+            return error(504, f"not explained within the {limits.deadline:g} s deadline")
+        return Response(png, media_type="image/png")
+
+    page = (resources.files("faceqan.service") / "static" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", summary="A page to score photos in the browser", response_class=HTMLResponse)
+    async def index():
+        return HTMLResponse(page)
 
     @app.get("/health", summary="The process is alive")
     async def health():

@@ -79,6 +79,27 @@ class QualityService:
         """Stop the scoring thread once the requests handed in are done."""
         self._batcher.close()
 
+    def explain(self, data: bytes, name: str = "upload", aligned: bool = False) -> bytes:
+        """The noise-map panel (PNG) of the largest face of ``data``; RequestError 422 when it has none."""
+        import io
+
+        from ..explain.panel import render_panel
+        from ..pipeline import chips_to_tensor
+
+        scorer = getattr(self.method, "scorer", None)
+        if scorer is None:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"/explain shows FaceQAN's adversarial noise; this service scores with {self.method.name}")
+        if not data:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "empty body: send the encoded image as the request body")
+        face = self._prepare(data, name, aligned, "largest")[0]
+        if face.chip is None:
+            raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{face.status}: {face.error}")
+        parts, perturbation = scorer.explain(chips_to_tensor([face.chip]))
+        values = {key: float(getattr(parts, key)[0]) for key in ("quality", "q_adv", "flip_sim", "mean_sim", "std_sim")}
+        buffer = io.BytesIO()
+        render_panel(face.chip, perturbation[0].numpy(), values, name, buffer)
+        return buffer.getvalue()
+
     def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False) -> list[dict]:
         """One row per face of the encoded image ``data``."""
         if faces not in FACE_POLICIES:
