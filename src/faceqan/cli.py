@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
-    serve.add_argument("--max-queue", type=int, default=64, help="faces waiting to be scored before requests get 503 + Retry-After (default 64)")
+    serve.add_argument("--max-queue", type=int, default=None, help="faces waiting to be scored before requests get 503 + Retry-After (default: 4 batches)")
     serve.add_argument("--max-decodes", type=int, default=4, help="images decoded and detected at once (default 4)")
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
@@ -261,7 +261,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     preparer_options = {"min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
     preparation = {key: value for key, value in preparer_options.items() if key != "max_pixels"}  # aligned, faces: per request
     settings = scoring_settings(args.model, model, method, preparation, _file_options(args))
-    service = QualityService(model, method, settings, args.batch_size, args.max_wait_ms / 1000, args.max_queue, **preparer_options)
+    batch = args.batch_size or method.default_batch_size()
+    max_queue = args.max_queue if args.max_queue is not None else 4 * batch  # a bounded wait: about four batches' time
+    service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **preparer_options)
     limits = ServiceLimits(args.max_bytes, args.max_decodes, args.read_timeout, args.deadline)
     app = create_app(service, limits, api_key)
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)

@@ -1,0 +1,145 @@
+"""Load test of `faceqan serve`, on the loopback interface only, bounded in requests and time.
+
+    python benchmarks/service_load.py [--seconds 15] [--stalled 50] [-- SERVE OPTIONS...]
+
+Starts `faceqan serve --port 0` (with the options after ``--``, e.g. ``--copies 2 --steps 1``)
+as a subprocess, measures its capacity (one client, requests back to back), then sends
+requests at 1x, 2x and 4x that rate (open loop, each level ``--seconds`` long) and prints per
+level the throughput, p50 / p95 / p99 latency and the count of each status. Then: 50 stalled
+connections (headers never finished) while a normal request is timed, and 20 clients that
+disconnect mid-upload, watching the server's threads and memory. Ends with pass / fail lines:
+- at 4x every response is a 200 or a 503 (no other 5xx, no reset connection);
+- the p99 latency of the 200s at 4x is at most twice the p99 at 1x;
+- with the stalled connections open a normal request takes at most 1 s longer than alone;
+- the disconnecting clients leave no thread and at most 50 MB of memory behind;
+and prints the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import face_rgb, jpeg_bytes  # noqa: E402
+
+
+def post(address: tuple[str, int], body: bytes) -> tuple[int | str, float]:
+    """(status or error name, seconds) of one POST /score."""
+    started = time.perf_counter()
+    try:
+        connection = http.client.HTTPConnection(*address, timeout=120)
+        connection.request("POST", "/score", body=body)
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status, time.perf_counter() - started
+    except (ConnectionError, OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__, time.perf_counter() - started
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "Threads"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def level(address, body: bytes, rate: float, seconds: float) -> list[tuple[int | str, float]]:
+    """Open-loop arrivals at ``rate`` per second for ``seconds``; every answer."""
+    count = max(1, int(rate * seconds))
+    results: list[tuple[int | str, float]] = []
+    with ThreadPoolExecutor(max_workers=min(256, count)) as pool:
+        futures = []
+        start = time.perf_counter()
+        for i in range(count):
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            futures.append(pool.submit(post, address, body))
+        results = [f.result() for f in futures]
+    return results
+
+
+def summary(name: str, results: list[tuple[int | str, float]], seconds: float) -> float:
+    """Print a level's figures; return the p99 latency of its 200s (NaN if none)."""
+    statuses: dict[str, int] = {}
+    for status, _ in results:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    ok = np.array([t for s, t in results if s == 200])
+    p = np.percentile(ok, [50, 95, 99]) if ok.size else [float("nan")] * 3
+    print(f"{name}: {len(results)} requests, {ok.size / seconds:.2f} ok/s, p50 {p[0]:.2f} s, p95 {p[1]:.2f} s, p99 {p[2]:.2f} s, statuses {statuses}")
+    return float(p[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--stalled", type=int, default=50)
+    parser.add_argument("serve_options", nargs="*", help="options for faceqan serve (after --)")
+    args = parser.parse_args()
+    command = [sys.executable, "-m", "faceqan", "serve", "--port", "0", "--quiet", *args.serve_options]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        match = re.search(r"http://([\d.]+):(\d+)", server.stderr.readline())
+        assert match, "the server did not start"
+        address = (match.group(1), int(match.group(2)))
+        body = jpeg_bytes(face_rgb())
+        post(address, body)  # warm-up
+        started = time.perf_counter()
+        alone = [post(address, body) for _ in range(5)]
+        capacity = len(alone) / (time.perf_counter() - started)
+        single = float(np.median([t for _, t in alone]))
+        print(f"server: {' '.join(command[3:])}; capacity {capacity:.2f} requests/s (one client), {single:.2f} s per request")
+        p99 = {}
+        for factor in (1, 2, 4):
+            results = level(address, body, capacity * factor, args.seconds)
+            p99[factor] = summary(f"{factor}x ({capacity * factor:.2f}/s)", results, args.seconds)
+            if factor == 4:
+                at4 = results
+        clean = all(status in (200, 503) for status, _ in at4)
+
+        stalled = []
+        for _ in range(args.stalled):
+            sock = socket.create_connection(address)
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            stalled.append(sock)
+        status, with_stalled = post(address, body)
+        for sock in stalled:
+            sock.close()
+        print(f"{args.stalled} stalled connections: a normal request {with_stalled:.2f} s (alone {single:.2f} s), status {status}")
+
+        time.sleep(1)
+        before = proc_status(server.pid)
+        for _ in range(20):
+            sock = socket.create_connection(address)
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 300_000)
+            sock.close()
+        time.sleep(2)
+        after = proc_status(server.pid)
+        print(f"20 clients gone mid-upload: threads {before['Threads']} -> {after['Threads']}, RSS {before['VmRSS'] / 1024:.0f} -> {after['VmRSS'] / 1024:.0f} MiB")
+        print(f"server peak RSS: {after['VmHWM'] / 1024:.0f} MiB")
+        checks = {
+            "at 4x only 200 and 503, no reset": clean,
+            "p99 of 200s at 4x <= 2 x p99 at 1x": p99[4] <= 2 * p99[1],
+            "stalled connections add <= 1 s": status == 200 and with_stalled <= single + 1.0,
+            "no thread or memory left by disconnects": after["Threads"] <= before["Threads"] and after["VmRSS"] - before["VmRSS"] <= 50 * 1024,
+        }
+        for name, passed in checks.items():
+            print(f"goal {name}: {'pass' if passed else 'FAIL'}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
