@@ -23,6 +23,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,8 +57,8 @@ def proc_status(pid: int) -> dict[str, int]:
     return fields
 
 
-def level(address, body: bytes, rate: float, seconds: float) -> list[tuple[int | str, float]]:
-    """Open-loop arrivals at ``rate`` per second for ``seconds``; every answer."""
+def level(address, body: bytes, rate: float, seconds: float) -> tuple[list[tuple[int | str, float]], float]:
+    """Open-loop arrivals at ``rate`` per second for ``seconds``; every answer, and the wall time until the last."""
     count = max(1, int(rate * seconds))
     results: list[tuple[int | str, float]] = []
     with ThreadPoolExecutor(max_workers=min(256, count)) as pool:
@@ -67,7 +68,7 @@ def level(address, body: bytes, rate: float, seconds: float) -> list[tuple[int |
             time.sleep(max(0.0, start + i / rate - time.perf_counter()))
             futures.append(pool.submit(post, address, body))
         results = [f.result() for f in futures]
-    return results
+    return results, time.perf_counter() - start
 
 
 def summary(name: str, results: list[tuple[int | str, float]], seconds: float) -> float:
@@ -77,7 +78,7 @@ def summary(name: str, results: list[tuple[int | str, float]], seconds: float) -
         statuses[str(status)] = statuses.get(str(status), 0) + 1
     ok = np.array([t for s, t in results if s == 200])
     p = np.percentile(ok, [50, 95, 99]) if ok.size else [float("nan")] * 3
-    print(f"{name}: {len(results)} requests, {ok.size / seconds:.2f} ok/s, p50 {p[0]:.2f} s, p95 {p[1]:.2f} s, p99 {p[2]:.2f} s, statuses {statuses}")
+    print(f"{name}: {len(results)} requests in {seconds:.1f} s, {ok.size / seconds:.2f} ok/s, p50 {p[0]:.2f} s, p95 {p[1]:.2f} s, p99 {p[2]:.2f} s, statuses {statuses}")
     return float(p[2])
 
 
@@ -92,6 +93,8 @@ def main() -> None:
     try:
         match = re.search(r"http://([\d.]+):(\d+)", server.stderr.readline())
         assert match, "the server did not start"
+        logged: list[str] = []  # drained, so that a full pipe never blocks the server
+        threading.Thread(target=lambda: logged.extend(server.stderr), daemon=True).start()
         address = (match.group(1), int(match.group(2)))
         body = jpeg_bytes(face_rgb())
         post(address, body)  # warm-up
@@ -102,8 +105,8 @@ def main() -> None:
         print(f"server: {' '.join(command[3:])}; capacity {capacity:.2f} requests/s (one client), {single:.2f} s per request")
         p99 = {}
         for factor in (1, 2, 4):
-            results = level(address, body, capacity * factor, args.seconds)
-            p99[factor] = summary(f"{factor}x ({capacity * factor:.2f}/s)", results, args.seconds)
+            results, wall = level(address, body, capacity * factor, args.seconds)
+            p99[factor] = summary(f"{factor}x ({capacity * factor:.2f}/s)", results, wall)
             if factor == 4:
                 at4 = results
         clean = all(status in (200, 503) for status, _ in at4)
@@ -136,9 +139,17 @@ def main() -> None:
         }
         for name, passed in checks.items():
             print(f"goal {name}: {'pass' if passed else 'FAIL'}")
+        errors = [line for line in logged if "ERROR" in line or "Traceback" in line]
+        print(f"server log: {len(logged)} lines, {len(errors)} errors" + (f"; first: {errors[0].strip()}" if errors else ""))
     finally:
+        stopping = time.perf_counter()
         server.terminate()
-        server.wait(timeout=60)
+        try:
+            code = server.wait(timeout=90)
+            print(f"SIGTERM: the server stopped in {time.perf_counter() - stopping:.1f} s with exit code {code}")
+        except subprocess.TimeoutExpired:
+            server.kill()
+            print("SIGTERM: the server did not stop within 90 s (killed)")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,12 @@ def test_adversarial_weight_at_one_ranks_like_faceqan(tmp_path):
     assert spearmanr(columns["w1"][:-1], (q_adv * flip) ** 5).correlation == pytest.approx(1.0)
     assert spearmanr(columns["w1e-05"][:-1], flip).correlation == pytest.approx(1.0)  # s_f alone
     assert spearmanr(columns["w100000"][:-1], q_adv).correlation == pytest.approx(1.0)  # q_adv alone
+
+
+def test_service_load_benchmark_runs_its_levels_and_prints_the_goals():
+    out = _run("service_load.py", "--seconds", "2", "--stalled", "10", "--", "--copies", "2", "--steps", "1")
+    for factor in ("1x", "2x", "4x"):
+        assert re.search(rf"^{factor} \([0-9.]+/s\): \d+ requests", out, flags=re.M), out
+    assert "goal at 4x only 200 and 503, no reset: pass" in out
+    assert "goal no thread or memory left by disconnects: pass" in out
+    assert "SIGTERM: the server stopped in" in out and "exit code 0" in out

@@ -35,7 +35,7 @@ class ServiceLimits:
     """What bounds the service's work (each enforced with its own status code)."""
 
     max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond
-    max_decodes: int = 4  # images decoded and detected at once (each a thread); more wait
+    max_decodes: int = 4  # images decoded and detected at once (each a thread); as many more may wait, then 503
     read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
     deadline: float = 120.0  # seconds for a whole request: 504 beyond
     retry_after: int = 2  # seconds a 503 asks the client to wait
@@ -59,6 +59,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     limits = limits or ServiceLimits()
     registry = prometheus.CollectorRegistry()
@@ -70,6 +71,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     batch_sizes = prometheus.Histogram("faceqan_batch_faces", "faces per scoring batch", registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
     service._batcher.on_batch = batch_sizes.observe
     decodes = asyncio.Semaphore(limits.max_decodes)
+    waiting = {"decode": 0}  # requests waiting for a decode slot (the event loop is one thread)
     app = FastAPI(title="faceqan", version=__import__("faceqan").__version__, summary="Face image quality (FaceQAN) for one FR model")
 
     def error(status: int, message: str, headers: dict | None = None, error_id: str | None = None) -> JSONResponse:
@@ -99,11 +101,14 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
         if declared is not None and (not declared.isdigit() or int(declared) > limits.max_bytes):
             raise RequestError(413, f"body of {declared} bytes is over the limit of {limits.max_bytes}")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise RequestError(413, f"body over the limit of {limits.max_bytes} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_bytes:
+                    raise RequestError(413, f"body over the limit of {limits.max_bytes} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:  # nobody to answer; not a server error
+            raise RequestError(400, "the client went away before the body was complete") from None
         return b"".join(chunks)
 
     async def uploads(request: Request) -> list[tuple[str, bytes]]:
@@ -142,8 +147,17 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
 
             async def one(name: str, data: bytes) -> list[dict]:
-                async with decodes:
+                if decodes.locked() and waiting["decode"] >= limits.max_decodes:
+                    raise Overloaded(f"{waiting['decode']} uploads are waiting to be decoded")
+                waiting["decode"] += 1
+                try:
+                    await decodes.acquire()
+                finally:
+                    waiting["decode"] -= 1
+                try:
                     return await run_in_threadpool(service.score, data, name, policy, aligned)
+                finally:
+                    decodes.release()
 
             left = limits.deadline - (time.perf_counter() - started)
             try:
