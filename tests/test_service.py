@@ -328,3 +328,17 @@ def test_the_web_page_scores_an_lfw_photo_like_the_api(server, lfw_root):
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         driver.quit()
+
+
+def test_the_docs_page_needs_nothing_from_the_internet(server):
+    connection = http.client.HTTPConnection(*server, timeout=60)
+    connection.request("GET", "/docs")
+    page = connection.getresponse().read().decode()
+    assets = [part.split('"')[1] for part in page.split() if part.startswith(("src=", "href="))]
+    assert assets and all(url.startswith("/") for url in assets), assets
+    for url in assets:
+        connection = http.client.HTTPConnection(*server, timeout=60)
+        connection.request("GET", url)
+        assert connection.getresponse().status == 200, url
+    status, schema = request(server, "GET", "/openapi.json")
+    assert status == 200 and "/score" in schema["paths"] and "/explain" in schema["paths"]

@@ -3,7 +3,7 @@
     POST /score[?faces=largest|all|error&aligned=0|1&name=...]   the encoded image as the body,
                                                                   or multipart ``file`` fields
     GET  /health   alive          GET /ready   model loaded         GET /metrics   Prometheus
-    GET  /docs     OpenAPI page   GET /openapi.json
+    GET  /docs     OpenAPI page (its assets served here, nothing from a CDN)   GET /openapi.json
 
 ``/score`` answers 200 with ``{"results": [rows], "seconds": s}`` whenever the images were
 processed (one row per face, as in ``faceqan score``; an undecodable image or one without a
@@ -53,9 +53,11 @@ def _flag(value: str) -> bool:
 def create_app(service: QualityService, limits: ServiceLimits | None = None, api_key: str | None = None):
     """The ASGI app serving ``service``; ``api_key``: required on /score when set."""
     require("fastapi", "serve", "faceqan serve")
+    require("fastapi_offline", "serve", "the offline /docs page")
     require("python_multipart", "serve", "multipart uploads")
     prometheus = require("prometheus_client", "serve", "the /metrics endpoint")
-    from fastapi import FastAPI, Request
+    from fastapi import Request
+    from fastapi_offline import FastAPIOffline  # /docs with its assets served here: no CDN
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,7 +74,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     service._batcher.on_batch = batch_sizes.observe
     decodes = asyncio.Semaphore(limits.max_decodes)
     waiting = {"decode": 0}  # requests waiting for a decode slot (the event loop is one thread)
-    app = FastAPI(title="faceqan", version=__import__("faceqan").__version__, summary="Face image quality (FaceQAN) for one FR model")
+    app = FastAPIOffline(title="faceqan", version=__import__("faceqan").__version__, summary="Face image quality (FaceQAN) for one FR model")
 
     def error(status: int, message: str, headers: dict | None = None, error_id: str | None = None) -> JSONResponse:
         return JSONResponse({"error": message, "id": error_id or uuid.uuid4().hex[:12]}, status_code=status, headers=headers)
