@@ -23,9 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceqan.faces.prepare import FacePreparer
-from faceqan.methods import create_method
-from faceqan.models import create_model
+from faceqan.explain.run import scorer_from_settings
 from faceqan.pipeline import chips_to_tensor
 from faceqan.sinks import read_rows
 
@@ -65,10 +63,7 @@ def main() -> None:
     rows = sorted((r for r in read_rows(args.scores) if r.get("status") == "ok" and str(r.get("face")) == "0"), key=lambda r: -float(r["quality"]))
     count = min(args.count, len(rows) // 2)
     groups = {"highest": rows[:count], "lowest": rows[-count:]}
-    model = create_model(settings["model"], **settings.get("model_options", {}))
-    options = {k: settings[k] for k in ("eps", "steps", "copies", "power", "variant", "seed")}
-    scorer = create_method("faceqan", model, **options).scorer
-    preparer = FacePreparer(model.spec, aligned=bool(settings.get("aligned")), landmarks=settings.get("landmarks", "refined"))
+    scorer, preparer = scorer_from_settings(settings)
     measures: dict[str, dict[str, list[float]]] = {}
     examples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for name, group in groups.items():
@@ -83,7 +78,7 @@ def main() -> None:
             measures[name]["autocorrelation"].append(autocorrelation(noise))
             if len(examples[name]) < 4:
                 examples[name].append((chip, noise))
-    print(f"{args.scores}: model {settings['model']}, {options}; {count} highest- and {count} lowest-quality faces")
+    print(f"{args.scores}: model {settings['model']}, eps {scorer.eps:g}, l {scorer.steps}, k {scorer.copies}; {count} highest- and {count} lowest-quality faces")
     for measure in ("edge correlation", "autocorrelation"):
         high, low = (np.array(measures[g][measure]) for g in ("highest", "lowest"))
         for name, values in (("highest", high), ("lowest", low)):

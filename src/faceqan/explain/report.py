@@ -143,15 +143,10 @@ def noise_maps(file: ScoreFile, rows: list[dict]) -> tuple[dict[str, str], str]:
     import matplotlib
 
     try:
-        from ..faces.prepare import FacePreparer
-        from ..methods import create_method
-        from ..models import create_model
         from ..pipeline import chips_to_tensor
+        from .run import scorer_from_settings
 
-        model = create_model(settings["model"], **settings.get("model_options", {}))
-        options = {k: settings[k] for k in ("eps", "steps", "copies", "power", "variant", "seed") if k in settings}
-        scorer = create_method("faceqan", model, **options).scorer
-        preparer = FacePreparer(model.spec, aligned=bool(settings.get("aligned")), landmarks=settings.get("landmarks", "refined"))
+        scorer, preparer = scorer_from_settings(settings)
     except (ValueError, OSError, ImportError) as exc:
         return {}, f"noise maps: the run's model could not be loaded ({exc})"
     maps: dict[str, str] = {}

@@ -35,3 +35,14 @@ def explain_paths(paths: list[str], preparer: FacePreparer, scorer: FaceQAN, out
             values = {name: float(getattr(parts, name)[0]) for name in ("quality", "q_adv", "flip_sim", "mean_sim", "std_sim")}
             panel = render_panel(face.chip, perturbation[0].numpy(), values, f"{face.path} (face {face.face})", Path(out) / chip_name(face.path, face.face))
             yield Explained(face, panel)
+
+
+def scorer_from_settings(settings: dict) -> tuple[FaceQAN, FacePreparer]:
+    """FaceQAN and the face preparation of a finished run, rebuilt from its ``.settings.json``."""
+    from ..methods import create_method
+    from ..models import create_model
+
+    model = create_model(settings["model"], **settings.get("model_options", {}))
+    options = {key: settings[key] for key in ("eps", "steps", "copies", "power", "variant", "seed") if key in settings}
+    preparer = FacePreparer(model.spec, aligned=bool(settings.get("aligned")), landmarks=settings.get("landmarks", "refined"))
+    return create_method("faceqan", model, **options).scorer, preparer

@@ -55,6 +55,6 @@ def create_method(name: str, model: nn.Module, **options) -> QualityMethod:
     method = METHODS[name](model, **given)
     spec = getattr(model, "spec", None)
     scale = builtin_scale(spec.name) if spec is not None else None
-    if scale is not None and scale.matches({"model_sha256": getattr(model, "fingerprint", lambda: None)(), **method.settings()}):
+    if scale is not None and scale.matches(method.scale_settings()):
         method.scale = scale  # the built-in 0-100 scale, where it was fitted for exactly these settings
     return method

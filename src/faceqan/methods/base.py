@@ -34,9 +34,14 @@ class QualityMethod(ABC):
         """The columns of a result row: the method's, then ``quality_0_100`` for quality methods."""
         return (*self.columns, "quality_0_100") if "quality" in self.columns else self.columns
 
+    def scale_settings(self) -> dict:
+        """What a 0-100 scale must have been fitted for: the model's weights and the method's settings."""
+        fingerprint = getattr(self.model, "fingerprint", None)
+        return {"model_sha256": fingerprint() if fingerprint else None, **self.settings()}
+
     def use_scale(self, scale: QualityScale) -> None:
         """Report quality on ``scale`` too; refused when the scale belongs to other weights or settings."""
-        run = {"model_sha256": self.model.fingerprint() if hasattr(self.model, "fingerprint") else None, **self.settings()}
+        run = self.scale_settings()
         if not scale.matches(run):
             differ = sorted(k for k, v in scale.settings.items() if run.get(k) != v)
             raise ValueError(f"the 0-100 scale was fitted for other settings ({', '.join(differ)} differ): fit one for these with `faceqan scale`")
