@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score image files, folders or path lists into a CSV / JSONL / Parquet file")
     score.add_argument("inputs", nargs="+", help="image or video files, folders (recursive, images) or .txt files listing paths")
-    score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    score.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet; with --engine ray a folder of Parquet files")
     score.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
     score.add_argument("--scale", default=None, metavar="FILE", help="0-100 scale for the quality_0_100 column (from `faceqan scale`; default: the built-in one where it fits the settings)")
     _add_faceqan_options(score)
@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
     score.add_argument("--save-chips", default=None, metavar="DIR", help="also write each scored face's aligned chip as DIR/<stem>_<path hash>_face<N>.png")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = score.add_argument_group("many machines (--engine ray; pip install 'faceqan[ray]')")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): this process; ray: a Ray cluster, or a local Ray started for the run")
+    ray.add_argument("--ray-address", default=None, help="join a running cluster: auto, HOST:PORT or ray://HOST:10001 (default: start a local Ray with this machine's cores)")
+    ray.add_argument("--actors", type=int, default=None, help="scoring actors, each holding the model (default: one per GPU-share with --gpus-per-actor, else one per node)")
+    ray.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs each actor reserves (default 0: CPU; 1 with --device cuda)")
+    ray.add_argument("--cpus-per-actor", type=float, default=None, help="CPUs each actor reserves and uses as torch threads, rounded up (default: 1 with GPUs, else its node's cores less 0.5 for preparation)")
+    ray.add_argument("--rows-per-file", type=int, default=1000, help="rows gathered into each Parquet file; what a killed run may have to redo per writer (default 1000)")
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
     serve.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
@@ -193,6 +200,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .runner import run_scoring, scoring_settings
     from .sinks import output_format
 
+    if args.engine == "ray":
+        return _score_on_ray(args)
     output_format(args.output)  # an unsupported output fails now, not after scoring
     paths = collect_inputs(args.inputs, args.frame_step)
     if not paths:
@@ -208,12 +217,45 @@ def cmd_score(args: argparse.Namespace) -> int:
         preparer = ChipSaver(preparer, args.save_chips)
     batch_size = args.batch_size or method.default_batch_size()
     summary = run_scoring(paths, args.output, method, preparer, settings, batch_size, args.resume, not args.quiet)
+    return _report_run(summary, args.output)
+
+
+def _score_on_ray(args: argparse.Namespace) -> int:
+    """``faceqan score --engine ray``: the same options, rows and resume rules, on Ray."""
+    from .pipeline import collect_inputs
+
+    if args.save_chips:
+        raise ValueError("--save-chips works with the local engine only")
+    from . import distributed  # a missing ray stops here, with the extra to install
+    paths = collect_inputs(args.inputs, args.frame_step)
+    if not paths:
+        print("faceqan: no input images found", file=sys.stderr)
+        return EXIT_START_FAILED
+    gpus = args.gpus_per_actor if args.gpus_per_actor is not None else (1.0 if args.device.startswith("cuda") else 0.0)
+    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
+    method = "faceqan-student" if args.method == "faceqan" and options["student"] is not None else args.method
+    preparation = {"aligned": args.aligned, "faces": args.faces, "min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
+    scale = None
+    if args.scale:
+        from .scale import load_scale
+
+        scale = load_scale(args.scale)
+    job = distributed.ScoringJob(args.model, _file_options(args), method, {k: v for k, v in options.items() if v is not None}, scale, preparation)
+    summary = distributed.run(
+        paths, args.output, job, resume=args.resume, actors=args.actors, gpus_per_actor=gpus, cpus_per_actor=args.cpus_per_actor,
+        batch_size=args.batch_size, rows_per_file=args.rows_per_file, address=args.ray_address, quiet=args.quiet,
+    )  # fmt: skip
+    return _report_run(summary, args.output)
+
+
+def _report_run(summary, output: str) -> int:
+    """The closing line of a scoring run, and its exit code."""
     done = sum(summary.statuses.values())
     per_image = summary.seconds / max(1, summary.total_inputs - summary.skipped)
     print(
         f"faceqan: {summary.total_inputs} inputs, {summary.skipped} already done, {done} rows written "
         f"({', '.join(f'{s} {n}' for s, n in sorted(summary.statuses.items())) or 'none'}) "
-        f"in {summary.seconds:.1f} s ({per_image:.2f} s per image) -> {args.output}",
+        f"in {summary.seconds:.1f} s ({per_image:.2f} s per image) -> {output}",
         file=sys.stderr,
     )
     if summary.interrupted:

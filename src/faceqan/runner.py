@@ -60,7 +60,7 @@ def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, p
     return {"faceqan": __version__, **model_part, **method.settings(), **preparation}
 
 
-def _write_settings(sidecar: Path, settings: dict) -> None:
+def write_settings(sidecar: Path, settings: dict) -> None:
     sidecar.write_text(json.dumps({**settings, "provenance": provenance()}, indent=1, sort_keys=True))
 
 
@@ -69,19 +69,24 @@ def check_resume(output: Path, settings: dict, resume: bool) -> set[str]:
     sidecar = _settings_file(output)
     existing = read_rows(output)
     if not existing and not output.exists():
-        _write_settings(sidecar, settings)
+        write_settings(sidecar, settings)
         return set()
     if not resume:
         raise RunError(f"{output} exists: pass --resume to continue it, or choose another output")
-    if sidecar.exists():
-        previous = json.loads(sidecar.read_text())
-        previous.pop("provenance", None)
-        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-        if changed:
-            raise RunError(f"cannot resume {output}: settings differ from its run ({', '.join(changed)})")
-    else:
-        _write_settings(sidecar, settings)
+    check_same_settings(sidecar, settings, output)
     return {row["path"] for row in existing}
+
+
+def check_same_settings(sidecar: Path, settings: dict, output: Path) -> None:
+    """Refuse to resume ``output`` when its run's settings (``sidecar``) differ; write them where missing."""
+    if not sidecar.exists():
+        write_settings(sidecar, settings)
+        return
+    previous = json.loads(sidecar.read_text())
+    previous.pop("provenance", None)
+    changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+    if changed:
+        raise RunError(f"cannot resume {output}: settings differ from its run ({', '.join(changed)})")
 
 
 def run_scoring(

@@ -103,11 +103,9 @@ class RowWriter:
         """Close; for Parquet, merge any earlier file and the journal into the target."""
         self._handle.close()
         if self.format == "parquet":
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            rows = read_rows(self.path)
-            table = pa.Table.from_pylist([{c: _plain(r.get(c)) for c in self.columns} for r in rows], schema=_schema(self.columns))
+            table = rows_table(read_rows(self.path), self.columns)
             temporary = self.path.with_name(self.path.name + ".tmp")
             pq.write_table(table, temporary)
             os.replace(temporary, self.path)
@@ -131,6 +129,13 @@ def _check_header(path: Path, columns: list[str]) -> None:
 def _plain(value: object) -> object:
     """NaN becomes a missing value (empty in CSV, null in JSONL and Parquet)."""
     return None if isinstance(value, float) and value != value else value
+
+
+def rows_table(rows: list[dict], columns: list[str]):
+    """Rows as a pyarrow Table with the Parquet schema of every faceqan output (NaN -> null)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist([{c: _plain(r.get(c)) for c in columns} for r in rows], schema=_schema(columns))
 
 
 def _schema(columns: list[str]):

@@ -1,0 +1,176 @@
+"""Score on a Ray cluster (or a local Ray): collect inputs on the driver, prepare faces in CPU
+tasks, score them in a pool of actors that each hold the model, write Parquet files as rows
+arrive. The driver streams: it never holds the rows or the images."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import ray.data
+
+from ..runner import RunSummary, scoring_settings
+from .job import ScoringJob
+from .output import ParquetFolderSink, open_folder
+from .stages import PREPARE_CPUS, ScoreFaces, prepare_images
+
+DEFAULT_ROWS_PER_FILE = 1000
+
+
+class RayConnectionError(ConnectionError):
+    """No Ray cluster at the address given."""
+
+
+def connect(address: str | None = None, quiet: bool = False) -> bool:
+    """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a local
+    Ray with this machine's cores when None. True when this call started or joined Ray (and so
+    should shut it down); False when Ray was already initialised by the caller."""
+    ray.data.DataContext.get_current().enable_progress_bars = not quiet
+    if ray.is_initialized():
+        return False
+    options = {"logging_level": logging.WARNING if not quiet else logging.ERROR, "log_to_driver": not quiet}
+    if address is None:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **options)
+        return True
+    if address != "auto":
+        _probe(address)
+    try:
+        ray.init(address=address, **options)
+    except Exception as exc:  # ConnectionError, or a time-out waiting for the head node
+        raise RayConnectionError(f"cannot reach a Ray cluster at {address}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an address with nothing listening: ray.init waits for it without end."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayConnectionError(f"--ray-address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RayConnectionError(f"cannot reach a Ray cluster at {address}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    """How many scoring actors, what each reserves, and the torch threads each uses."""
+
+    actors: int
+    cpus: float
+    gpus: float
+    threads: int
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus > 0 else "cpu"
+
+
+def plan_actors(actors: int | None = None, gpus_per_actor: float = 0, cpus_per_actor: float | None = None) -> ActorPlan:
+    """Defaults from the cluster: on GPUs one actor per ``gpus_per_actor`` GPUs, 1 CPU each; on
+    CPUs one actor per node, each reserving its node's cores less ``PREPARE_CPUS`` (left to the
+    preparation tasks), and using as many torch threads as it reserves, rounded up."""
+    total = ray.cluster_resources()
+    if gpus_per_actor > 0:
+        if total.get("GPU", 0) < gpus_per_actor:
+            raise ValueError(f"--gpus-per-actor {gpus_per_actor:g}: the Ray cluster has {total.get('GPU', 0):g} GPUs")
+        actors = actors or max(1, int(total["GPU"] // gpus_per_actor))
+        cpus = 1.0 if cpus_per_actor is None else cpus_per_actor
+    else:
+        nodes = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]]
+        actors = actors or max(1, len(nodes))
+        largest = max(nodes, default=1)
+        cpus = cpus_per_actor if cpus_per_actor is not None else max(PREPARE_CPUS, min(largest, total.get("CPU", 1) / actors) - PREPARE_CPUS)
+    if actors < 1 or cpus <= 0:
+        raise ValueError("--actors and --cpus-per-actor must be positive")
+    return ActorPlan(actors, cpus, gpus_per_actor, max(1, math.ceil(cpus)))
+
+
+def score(
+    inputs: Sequence[str] | ray.data.Dataset,
+    job: ScoringJob | None = None,
+    *,
+    actors: int | None = None,
+    gpus_per_actor: float = 0,
+    cpus_per_actor: float | None = None,
+    batch_size: int | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> ray.data.Dataset:
+    """A Ray Dataset of result rows (faceqan score's columns), computed lazily as it is consumed.
+
+    ``inputs``: paths (files as ``collect_inputs`` gives them, readable on every node), or a
+    Ray Dataset with a ``path`` column and, optionally, the encoded image in a ``bytes`` column.
+    ``skip``: paths to leave out (done by an earlier run). Ray must be initialised (``connect``).
+    """
+    job = job or ScoringJob()
+    plan = plan_actors(actors, gpus_per_actor, cpus_per_actor)
+    images_per_batch = batch_size or (32 if plan.gpus else 8)
+    if isinstance(inputs, ray.data.Dataset):
+        dataset = inputs.filter(lambda row: row["path"] not in skip) if skip else inputs
+    else:
+        dataset = ray.data.from_items([{"path": path} for path in inputs if path not in skip])
+    prepared = dataset.map_batches(
+        prepare_images, batch_format="pyarrow", batch_size=images_per_batch, num_cpus=PREPARE_CPUS,
+        fn_kwargs={"job": job, "spec": job.model_spec()},
+    )  # fmt: skip
+    return prepared.map_batches(
+        ScoreFaces, batch_format="pyarrow", batch_size=images_per_batch,
+        compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.cpus, num_gpus=plan.gpus or None,
+        fn_constructor_kwargs={"job": job, "device": plan.device, "threads": None if plan.gpus else plan.threads, "batch_size": batch_size},
+    )  # fmt: skip
+
+
+def write(rows: ray.data.Dataset, folder: str | Path, rows_per_file: int = DEFAULT_ROWS_PER_FILE) -> ParquetFolderSink:
+    """Run the dataset into ``folder`` as Parquet files that each appear whole; the sink's
+    ``statuses`` then counts the rows written."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    sink = ParquetFolderSink(folder, rows_per_file)
+    rows.write_datasink(sink, ray_remote_args={"num_cpus": PREPARE_CPUS})
+    return sink
+
+
+def run(
+    paths: Sequence[str],
+    folder: str | Path,
+    job: ScoringJob,
+    *,
+    resume: bool = False,
+    actors: int | None = None,
+    gpus_per_actor: float = 0,
+    cpus_per_actor: float | None = None,
+    batch_size: int | None = None,
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    address: str | None = None,
+    quiet: bool = False,
+) -> RunSummary:
+    """``faceqan score --engine ray``: the run's settings kept in ``folder`` (a resume must match
+    them; checked before Ray starts), inputs already there skipped, the rest scored and written.
+    Ray is joined or started as ``connect`` does (and shut down after, if this call started it)."""
+    model = job.build_model()
+    method = job.build_method(model)
+    settings = scoring_settings(job.model, model, method, job.build_preparer(model.spec).settings(), job.model_options)
+    del model, method
+    done = open_folder(folder, settings, resume)
+    todo = [path for path in paths if path not in done]
+    summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
+    if not todo:
+        return summary
+    started = connect(address, quiet)
+    start = time.perf_counter()
+    try:
+        rows = score(todo, job, actors=actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor, batch_size=batch_size)
+        summary.statuses = write(rows, folder, rows_per_file).statuses
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.seconds = time.perf_counter() - start
+        if started:
+            ray.shutdown()
+    return summary

@@ -1,0 +1,80 @@
+"""A distributed run's output folder: Parquet files that appear whole (written aside, then
+renamed), the run's settings beside them, and what a resume reads back."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.data import Datasink
+from ray.data.block import Block, BlockAccessor
+
+from ..runner import RunError, check_same_settings, write_settings
+
+SETTINGS_NAME = "_faceqan_settings.json"  # leading "_": Parquet readers skip it
+PART_GLOB = "part-*.parquet"
+
+
+class ParquetFolderSink(Datasink):
+    """Writes each bundle of rows (at least ``rows_per_file``, or what is left) to its own file
+    ``part-<uuid>.parquet``: written under a hidden temporary name, synced, then renamed, so a
+    killed run leaves only complete files. ``statuses`` counts the rows written, by status."""
+
+    def __init__(self, folder: str | Path, rows_per_file: int = 1000) -> None:
+        self.folder = Path(folder)
+        self.rows_per_file = rows_per_file
+        self.statuses: Counter = Counter()
+
+    @property
+    def min_rows_per_write(self) -> int:
+        return self.rows_per_file
+
+    def write(self, blocks: Iterable[Block], ctx: object) -> Counter:
+        tables = [table for block in blocks if (table := BlockAccessor.for_block(block).to_arrow()).num_rows]
+        if not tables:
+            return Counter()
+        table = pa.concat_tables(tables)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        temporary = self.folder / f".{name}.tmp"
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.folder / name)
+        return Counter(table.column("status").to_pylist())
+
+    def on_write_complete(self, write_result) -> None:
+        self.statuses = sum(write_result.write_returns, Counter())
+
+
+def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
+    """Make or reopen the output folder; the inputs (paths) already in it. Refuses a folder with
+    rows unless ``resume``, and a resume whose settings differ from the folder's run."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} is a file: the ray engine writes a folder of Parquet files")
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(".part-*.tmp"):  # a file being written when a run was killed
+        leftover.unlink()
+    parts = sorted(folder.glob(PART_GLOB))
+    sidecar = folder / SETTINGS_NAME
+    if parts and not resume:
+        raise RunError(f"{folder} holds results: pass --resume to continue its run, or choose another output")
+    if resume:
+        check_same_settings(sidecar, settings, folder)
+    else:
+        write_settings(sidecar, settings)
+    return {path for part in parts for path in pq.read_table(part, columns=["path"]).column("path").to_pylist()}
+
+
+def read_folder(folder: str | Path) -> pa.Table:
+    """Every row of a distributed run's output folder, as one table."""
+    parts = sorted(Path(folder).glob(PART_GLOB))
+    if not parts:
+        raise FileNotFoundError(f"no result files ({PART_GLOB}) in {folder}")
+    return pa.concat_tables(pq.read_table(part) for part in parts)
