@@ -178,3 +178,13 @@ def test_missing_ray_names_the_extra(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, "score", str(tmp_path), "-o", str(tmp_path / "o"), "--engine", "ray"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "pip install 'faceqan[ray]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_output_must_be_a_folder(tmp_path):
+    from faceqan.distributed.output import open_folder
+    from faceqan.runner import RunError
+
+    (tmp_path / "file").write_text("x")
+    for output in (tmp_path / "scores.csv", tmp_path / "file"):
+        with pytest.raises(RunError, match="folder of Parquet files"):
+            open_folder(output, {"model": "dlib"}, resume=False)

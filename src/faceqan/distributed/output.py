@@ -56,8 +56,8 @@ def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
     """Make or reopen the output folder; the inputs (paths) already in it. Refuses a folder with
     rows unless ``resume``, and a resume whose settings differ from the folder's run."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise RunError(f"{folder} is a file: the ray engine writes a folder of Parquet files")
+    if (folder.exists() and not folder.is_dir()) or folder.suffix.lower() in (".csv", ".jsonl"):
+        raise RunError(f"{folder}: the ray engine writes a folder of Parquet files; name a folder")
     folder.mkdir(parents=True, exist_ok=True)
     for leftover in folder.glob(".part-*.tmp"):  # a file being written when a run was killed
         leftover.unlink()
