@@ -188,3 +188,14 @@ def test_output_must_be_a_folder(tmp_path):
     for output in (tmp_path / "scores.csv", tmp_path / "file"):
         with pytest.raises(RunError, match="folder of Parquet files"):
             open_folder(output, {"model": "dlib"}, resume=False)
+
+
+def test_actor_plan_leaves_cpu_to_preparation(local_ray):
+    from faceqan.distributed import plan_actors
+
+    assert plan_actors() == plan_actors(1)
+    one, two = plan_actors(1), plan_actors(2)
+    assert (one.cpus, one.threads, one.device) == (1.5, 2, "cpu")  # 2 CPUs: 0.5 left to prepare faces
+    assert (two.cpus, two.threads) == (0.5, 1)
+    with pytest.raises(ValueError, match="has 0 GPUs"):
+        plan_actors(gpus_per_actor=1)
