@@ -72,7 +72,7 @@ def assert_same_rows(ray_rows: list[dict], local_rows: list[dict]) -> None:
                 assert other == value, (key, column, other, value)
 
 
-def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path):
+def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path, capsys):
     """20 LFW photos plus every kind of bad file: the same rows, statuses and error texts."""
     bad = write_bad_cases(tmp_path / "bad")
     paths = lfw_photos(lfw_root, 20) + collect_inputs([tmp_path / "bad"]) + [str(tmp_path / "gone.jpg")]
@@ -85,6 +85,13 @@ def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path):
     statuses = {Path(row["path"]).name: row["status"] for row in rows}
     assert statuses["gone.jpg"] == statuses["truncated.jpg"] == statuses["not_an_image.png"] == "decode_error"
     assert statuses["no_face.png"] == "no_face" and len(bad) == 5
+    # The folder is a score output like any other: report, scale and distill read it.
+    from faceqan.cli import main
+
+    assert main(["report", str(tmp_path / "out"), "-o", str(tmp_path / "report.html"), "--no-noise-maps"]) == 0
+    assert "<th>copies</th><td>2</td>" in (tmp_path / "report.html").read_text()  # the run's settings, from the folder
+    assert main(["scale", str(tmp_path / "out"), "-o", str(tmp_path / "scale.json")]) == 2
+    assert "the files hold 20" in capsys.readouterr().err  # read all 20 faces; a scale needs 100
 
 
 def test_dataset_of_image_bytes(local_ray, lfw_root):

@@ -14,7 +14,7 @@ from .faces.prepare import FacePreparer
 from .methods import QualityMethod
 from .models.spec import FaceModel
 from .pipeline import Method, score_stream
-from .sinks import FACEQAN_COLUMNS, RowWriter, read_rows, row_columns
+from .sinks import FACEQAN_COLUMNS, RowWriter, read_rows, row_columns, settings_file
 
 
 class RunError(Exception):
@@ -34,8 +34,6 @@ class RunSummary:
         return sum(count for status, count in self.statuses.items() if status != "ok")
 
 
-def _settings_file(output: Path) -> Path:
-    return output.with_name(output.name + ".settings.json")
 
 
 def provenance() -> dict:
@@ -66,7 +64,7 @@ def write_settings(sidecar: Path, settings: dict) -> None:
 
 def check_resume(output: Path, settings: dict, resume: bool) -> set[str]:
     """Paths already done in ``output``; refuses to mix runs with different settings."""
-    sidecar = _settings_file(output)
+    sidecar = settings_file(output)
     existing = read_rows(output)
     if not existing and not output.exists():
         write_settings(sidecar, settings)

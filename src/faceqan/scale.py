@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sinks import read_rows
+from .sinks import read_rows, settings_file
 
 FORMAT = 1
 
@@ -66,7 +66,7 @@ def fit_scale(score_files: list[str | Path], reference: str) -> QualityScale:
     """A scale from the ok rows of ``faceqan score`` outputs made with one model and setting."""
     values, settings = [], None
     for file in score_files:
-        sidecar = Path(str(file) + ".settings.json")
+        sidecar = settings_file(file)
         if not sidecar.exists():
             raise ValueError(f"{file}: no {sidecar.name} beside it; a scale needs `faceqan score` outputs")
         run = json.loads(sidecar.read_text())

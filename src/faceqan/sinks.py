@@ -15,6 +15,7 @@ from .extras import require
 
 FACEQAN_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "quality_0_100")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+FOLDER_PARTS = "part-*.parquet"  # the files of a ray run's output folder (faceqan.distributed)
 
 
 def row_columns(method_columns: tuple[str, ...] | list[str] = FACEQAN_COLUMNS) -> list[str]:
@@ -23,6 +24,16 @@ def row_columns(method_columns: tuple[str, ...] | list[str] = FACEQAN_COLUMNS) -
 
 
 COLUMNS = row_columns()
+
+
+FOLDER_SETTINGS_NAME = "_faceqan_settings.json"  # in a ray run's output folder; leading "_": Parquet readers skip it
+
+
+def settings_file(output: str | Path) -> Path:
+    """Where a score output's run settings are: ``OUT.settings.json`` beside a file, or
+    ``_faceqan_settings.json`` inside a ray run's folder."""
+    output = Path(output)
+    return output / FOLDER_SETTINGS_NAME if output.is_dir() else output.with_name(output.name + ".settings.json")
 
 
 def output_format(path: str | Path) -> str:
@@ -48,8 +59,14 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """Rows already in an output (and its Parquet journal, if any), as dicts of strings or values."""
+    """Rows already in an output (and its Parquet journal, if any), as dicts of strings or values;
+    a ray run's output folder gives the rows of all its files."""
     path = Path(path)
+    if path.is_dir():
+        require("pyarrow", "parquet", f"reading the Parquet files of {path}")
+        import pyarrow.parquet as pq
+
+        return [row for part in sorted(path.glob(FOLDER_PARTS)) for row in pq.read_table(part).to_pylist()]
     fmt = output_format(path)
     rows: list[dict] = []
     if fmt == "parquet":

@@ -15,9 +15,7 @@ from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 
 from ..runner import RunError, check_same_settings, write_settings
-
-SETTINGS_NAME = "_faceqan_settings.json"  # leading "_": Parquet readers skip it
-PART_GLOB = "part-*.parquet"
+from ..sinks import FOLDER_PARTS, settings_file
 
 
 class ParquetFolderSink(Datasink):
@@ -61,8 +59,8 @@ def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
     folder.mkdir(parents=True, exist_ok=True)
     for leftover in folder.glob(".part-*.tmp"):  # a file being written when a run was killed
         leftover.unlink()
-    parts = sorted(folder.glob(PART_GLOB))
-    sidecar = folder / SETTINGS_NAME
+    parts = sorted(folder.glob(FOLDER_PARTS))
+    sidecar = settings_file(folder)
     if parts and not resume:
         raise RunError(f"{folder} holds results: pass --resume to continue its run, or choose another output")
     if resume:
@@ -74,7 +72,7 @@ def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
 
 def read_folder(folder: str | Path) -> pa.Table:
     """Every row of a distributed run's output folder, as one table."""
-    parts = sorted(Path(folder).glob(PART_GLOB))
+    parts = sorted(Path(folder).glob(FOLDER_PARTS))
     if not parts:
-        raise FileNotFoundError(f"no result files ({PART_GLOB}) in {folder}")
+        raise FileNotFoundError(f"no result files ({FOLDER_PARTS}) in {folder}")
     return pa.concat_tables(pq.read_table(part) for part in parts)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..extras import require
 from ..faces.decode import decode_image
-from ..sinks import read_rows
+from ..sinks import read_rows, settings_file
 
 REQUIRED_COLUMNS = ("path", "face", "box", "quality", "status", "error")
 THUMB = 96
@@ -58,7 +58,7 @@ def load_score_file(path: str | Path) -> ScoreFile:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ReportError(f"{path} is not a faceqan score output: no column {', '.join(missing)}")
-    sidecar = path.with_name(path.name + ".settings.json")
+    sidecar = settings_file(path)
     settings = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     return ScoreFile(path, rows, settings)
 

@@ -14,7 +14,7 @@ from ..evaluation.evaluate import cached_values
 from ..faces.prepare import FacePreparer
 from ..methods.base import QualityMethod
 from ..models.spec import FaceModel
-from ..sinks import read_rows
+from ..sinks import read_rows, settings_file
 from .features import features_and_embedding
 from .files import save_student
 from .head import RidgeHead, fit_head
@@ -43,7 +43,7 @@ def read_labels(score_files: list[str], model: FaceModel) -> Labels:
     """The largest face's q_adv of every ok row, from FaceQAN score files made with ``model``."""
     paths, values, teacher = [], [], None
     for file in score_files:
-        sidecar = Path(file + ".settings.json")
+        sidecar = settings_file(file)
         if not sidecar.exists():
             raise ValueError(f"{file}: no {sidecar.name} beside it; distill reads `faceqan score` outputs")
         settings = json.loads(sidecar.read_text())
