@@ -178,20 +178,39 @@ def _model(args: argparse.Namespace):
 METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed", "student")
 
 
+def _method_choice(args: argparse.Namespace, name: str = "faceqan") -> tuple[str, dict]:
+    """The method's name and the options given on the command line (None: not given)."""
+    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
+    if name == "faceqan" and options["student"] is not None:
+        name = "faceqan-student"  # --student FILE alone picks the student
+    return name, options
+
+
+def _scale(args: argparse.Namespace):
+    """The 0-100 scale of ``--scale``, if given."""
+    if not getattr(args, "scale", None):
+        return None
+    from .scale import load_scale
+
+    return load_scale(args.scale)
+
+
 def _method(args: argparse.Namespace, model, name: str = "faceqan"):
     """The quality method ``name`` with the options given on the command line (an option the
     method does not take is an error), on the 0-100 scale of ``--scale`` if given."""
     from .methods import create_method
 
-    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
-    if name == "faceqan" and options["student"] is not None:
-        name = "faceqan-student"  # --student FILE alone picks the student
+    name, options = _method_choice(args, name)
     method = create_method(name, model, **options)
-    if getattr(args, "scale", None):
-        from .scale import load_scale
-
-        method.use_scale(load_scale(args.scale))
+    if (scale := _scale(args)) is not None:
+        method.use_scale(scale)
     return method
+
+
+def _preparation(args: argparse.Namespace) -> dict:
+    """``FacePreparer``'s options from the command line (score and explain)."""
+    names = ("aligned", "faces", "min_face_size", "min_det_score", "max_pixels", "landmarks")
+    return {name: getattr(args, name) for name in names}
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -209,7 +228,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return EXIT_START_FAILED
     model = _model(args)
     method = _method(args, model, args.method)
-    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
+    preparer = FacePreparer(model.spec, **_preparation(args))
     settings = scoring_settings(args.model, model, method, preparer.settings(), _file_options(args))
     if args.save_chips:
         from .faces.chips import ChipSaver
@@ -232,15 +251,9 @@ def _score_on_ray(args: argparse.Namespace) -> int:
         print("faceqan: no input images found", file=sys.stderr)
         return EXIT_START_FAILED
     gpus = args.gpus_per_actor if args.gpus_per_actor is not None else (1.0 if args.device.startswith("cuda") else 0.0)
-    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
-    method = "faceqan-student" if args.method == "faceqan" and options["student"] is not None else args.method
-    preparation = {"aligned": args.aligned, "faces": args.faces, "min_face_size": args.min_face_size, "min_det_score": args.min_det_score, "max_pixels": args.max_pixels, "landmarks": args.landmarks}
-    scale = None
-    if args.scale:
-        from .scale import load_scale
-
-        scale = load_scale(args.scale)
-    job = distributed.ScoringJob(args.model, _file_options(args), method, {k: v for k, v in options.items() if v is not None}, scale, preparation)
+    method, options = _method_choice(args, args.method)
+    given = {key: value for key, value in options.items() if value is not None}
+    job = distributed.ScoringJob(args.model, _file_options(args), method, given, _scale(args), _preparation(args))
     summary = distributed.run(
         paths, args.output, job, resume=args.resume, actors=args.actors, gpus_per_actor=gpus, cpus_per_actor=args.cpus_per_actor,
         batch_size=args.batch_size, rows_per_file=args.rows_per_file, address=args.ray_address, quiet=args.quiet,
@@ -400,7 +413,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     method = _method(args, model)
     if not isinstance(method, FaceQANMethod):
         raise ValueError("explain shows FaceQAN's adversarial noise: --student does not apply")
-    preparer = FacePreparer(model.spec, args.aligned, args.faces, args.min_face_size, args.min_det_score, args.max_pixels, args.landmarks)
+    preparer = FacePreparer(model.spec, **_preparation(args))
     written = failed = 0
     for item in explain_paths(paths, preparer, method.scorer, args.output):
         if item.panel is None:

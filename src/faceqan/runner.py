@@ -34,8 +34,6 @@ class RunSummary:
         return sum(count for status, count in self.statuses.items() if status != "ok")
 
 
-
-
 def provenance() -> dict:
     """Versions that produced a run, kept beside its settings (not compared on --resume)."""
     import platform

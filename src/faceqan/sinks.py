@@ -63,10 +63,7 @@ def read_rows(path: str | Path) -> list[dict]:
     a ray run's output folder gives the rows of all its files."""
     path = Path(path)
     if path.is_dir():
-        require("pyarrow", "parquet", f"reading the Parquet files of {path}")
-        import pyarrow.parquet as pq
-
-        return [row for part in sorted(path.glob(FOLDER_PARTS)) for row in pq.read_table(part).to_pylist()]
+        return read_folder(path).to_pylist()
     fmt = output_format(path)
     rows: list[dict] = []
     if fmt == "parquet":
@@ -85,6 +82,18 @@ def read_rows(path: str | Path) -> list[dict]:
         else:
             rows += [json.loads(line) for line in handle if line.strip()]
     return rows
+
+
+def read_folder(folder: str | Path):
+    """Every row of a ray run's output folder (its complete ``part-*.parquet`` files) as one pyarrow Table."""
+    require("pyarrow", "parquet", f"reading the Parquet files of {folder}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted(Path(folder).glob(FOLDER_PARTS))
+    if not parts:
+        raise FileNotFoundError(f"no result files ({FOLDER_PARTS}) in {folder}")
+    return pa.concat_tables(pq.read_table(part) for part in parts)
 
 
 class RowWriter:

@@ -68,11 +68,3 @@ def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
     else:
         write_settings(sidecar, settings)
     return {path for part in parts for path in pq.read_table(part, columns=["path"]).column("path").to_pylist()}
-
-
-def read_folder(folder: str | Path) -> pa.Table:
-    """Every row of a distributed run's output folder, as one table."""
-    parts = sorted(Path(folder).glob(FOLDER_PARTS))
-    if not parts:
-        raise FileNotFoundError(f"no result files ({FOLDER_PARTS}) in {folder}")
-    return pa.concat_tables(pq.read_table(part) for part in parts)
