@@ -62,3 +62,17 @@ def test_fitting_needs_enough_faces_of_one_setting(tmp_path):
     (tmp_path / "small.csv.settings.json").write_text(json.dumps({"method": "faceqan", "eps": 0.01}))
     with pytest.raises(ValueError, match="at least 100"):
         fit_scale([small], "x")
+
+
+@pytest.mark.parametrize("fixture", ["dlib_model", "sface_model"])
+def test_each_builtin_model_has_its_scale_at_its_defaults_only(fixture, request):
+    from faceqan.methods import create_method
+
+    model = request.getfixturevalue(fixture)
+    method = create_method("faceqan", model)
+    assert method.scale is not None, f"no built-in scale for {model.spec.name} at its defaults"
+    assert method.scale.reference.startswith("LFW View 1 training images")
+    assert method.scale.settings["model_sha256"] == method.scale_settings()["model_sha256"]
+    # Its 50 is the reference's median: a plausible Q of that model, not another model's.
+    assert 0.5 < method.scale.percentiles[50] < 0.95
+    assert create_method("faceqan", model, copies=3).scale is None

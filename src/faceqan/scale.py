@@ -5,7 +5,7 @@ face scores above 40 % of the reference faces, so a gate that rejects the lowest
 faces like those rejects it. Each scale belongs to one model's weights and one method
 setting (a score of other weights or options has another meaning), and is stored as the
 reference scores' percentiles 0, 1, ..., 100 in a JSON file. Built-in scales are fitted on
-LFW View 1's training images (``benchmarks/fit_scales.sh``); ``faceqan scale`` fits one on
+LFW View 1's training images (``benchmarks/fit_scale.py``); ``faceqan scale`` fits one on
 your own score files.
 """
 
