@@ -157,7 +157,7 @@ def test_ijbc_templates_are_read_with_their_images_and_landmarks(ijbc):
     check_identities(protocol)
 
 
-def test_ijbc_evaluates_templates_end_to_end(ijbc, tmp_path):
+def test_ijbc_evaluates_templates_end_to_end(ijbc, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["evaluate", str(ijbc), "--method", "flip", "--out", str(out), "--cache", str(tmp_path / "c"), "--fmr", "0.1", *QUICK]
     assert main(args) == 0
@@ -167,6 +167,10 @@ def test_ijbc_evaluates_templates_end_to_end(ijbc, tmp_path):
     assert "nan" not in results.lower()
     rows = (out / "qualities.csv").read_text().splitlines()
     assert len(rows) == 9 and all(row.split(",")[1] for row in rows[1:])  # a quality per template
+    # Its images are aligned with the landmarks it ships: --aligned contradicts that, one line, exit 2.
+    capsys.readouterr()
+    assert main([*args, "--aligned"]) == 2
+    assert "comes with landmarks to align its images; --aligned is for chips already aligned" in capsys.readouterr().err
 
 
 def test_template_values_are_means_over_their_images():

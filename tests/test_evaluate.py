@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -173,3 +174,28 @@ def test_model_files_and_their_options_reach_evaluate_and_the_results_name_them(
     assert settings["model_options"] == {"arch": "r18"} and settings["comparison_model_sha256"] == sha
     # Without --arch the state dict cannot be read: one line, exit 2.
     assert main([*args[:4], *args[6:]]) == 2
+
+
+def test_aligned_chips_are_evaluated_without_detection(lfw_root, tmp_path, monkeypatch):
+    """--aligned: LFW's 112x112 ArcFace-template chips straight into SFace; a detector would fail the run."""
+    import faceqan.faces.prepare as prepare
+
+    chips = lfw_root.parent / "lfw_aligned_112" / "data"
+    if not chips.is_dir():
+        pytest.skip(f"aligned LFW chips not found at {chips}")
+    folder = tmp_path / "ids"
+    for name in ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore"):
+        shutil.copytree(chips / name, folder / name)
+
+    class NoDetector:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("--aligned must not detect")
+
+    monkeypatch.setattr(prepare, "YuNetDetector", NoDetector)
+    out = tmp_path / "eval"
+    args = ["evaluate", str(folder), "--aligned", "--comparison-model", "sface", "--method", "flip", "--out", str(out), "--cache", str(tmp_path / "c"), *QUICK]
+    assert main(args) == EXIT_OK
+    results = (out / "results.md").read_text()
+    assert "landmarks: none (aligned input)" in results and "; 0 pairs dropped" in results
+    assert _table(out)["flip"]["erc_auc@20"] != ""
+    assert "| none | - | 0.0000 |" in results  # well-aligned chips: SFace verifies every mated pair at FMR 0.1

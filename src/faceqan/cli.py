@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--identity-from", default=None, metavar="parent|grandparent|REGEX", help="identity of each image from its path, for CSV (without id1,id2) and folder protocols (default parent)")
     evaluate.add_argument("--all-pairs", action="store_true", help="use every pair among the protocol's images")
     evaluate.add_argument("--max-images", type=int, default=None, help="keep the protocol's first N images and the pairs among them")
+    evaluate.add_argument("--aligned", action="store_true", help="the images are already aligned for the models (e.g. XQLFW's 112x112 chips with ArcFace-style models): skip detection")
     evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured: built-in name or model file (default dlib); --arch, --input-* and --bgr read model files")
     evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use: name or file (default: the comparison model)")
     evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly, any of `faceqan methods` (faceqan, faceqan-student, serfiq, flip, ...; repeatable)")
@@ -467,7 +468,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvaluationConfig(
         protocol=args.protocol, protocol_kind=args.protocol_kind, identity_from=args.identity_from, methods=args.method, quality_csv=args.quality_csv,
         all_pairs=args.all_pairs, max_images=args.max_images, comparison_model=args.comparison_model, quality_model=args.quality_model, model_options=model_options,
-        method_options={key: getattr(args, key) for key in METHOD_OPTIONS}, landmarks=args.landmarks, fmr=args.fmr,
+        method_options={key: getattr(args, key) for key in METHOD_OPTIONS}, landmarks=args.landmarks, aligned=args.aligned, fmr=args.fmr,
         edc_limit=args.edc_limit, edc_start_fnmr=args.edc_start_fnmr, pair_quality=args.pair_quality, bootstrap=args.bootstrap,
         random_seeds=args.random_seeds, out=args.out, cache=args.cache, device=args.device, batch_size=args.batch_size, quiet=args.quiet,
     )  # fmt: skip

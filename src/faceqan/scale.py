@@ -54,9 +54,15 @@ def load_scale(path: str | Path) -> QualityScale:
     return QualityScale(np.array(data["percentiles"], float), data["settings"], data["reference"])
 
 
-def builtin_scale(model_name: str) -> QualityScale | None:
-    path = resources.files("faceqan") / "scales" / f"{model_name}.json"
-    return load_scale(Path(str(path))) if path.is_file() else None
+def builtin_scale(model_name: str, settings: dict) -> QualityScale | None:
+    """The shipped scale of ``model_name`` fitted for exactly ``settings``, if any: scales/MODEL.json
+    is FaceQAN's at the model's defaults, scales/MODEL.METHOD.json another method's."""
+    folder = resources.files("faceqan") / "scales"
+    candidates = [folder / f"{model_name}.json", folder / f"{model_name}.{settings.get('method')}.json"]
+    for path in candidates:
+        if path.is_file() and (scale := load_scale(Path(str(path)))).matches(settings):
+            return scale
+    return None
 
 
 SCALE_KEYS = ("model_sha256", "method", "eps", "steps", "copies", "power", "variant", "seed", "student_sha256")

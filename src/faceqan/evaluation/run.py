@@ -46,6 +46,7 @@ class EvaluationConfig:
     model_options: dict = field(default_factory=dict)  # arch, input_size, ... for the models given as files
     method_options: dict = field(default_factory=dict)
     landmarks: str = "refined"
+    aligned: bool = False  # the images are chips already aligned for the models: no detection
     fmr: float = 1e-3
     edc_limit: float = 0.2
     edc_start_fnmr: float | None = None
@@ -165,11 +166,13 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
     if not methods and not config.quality_csv:
         raise ValueError("no quality method: give --method and / or --quality-csv")
     # Template protocols come with landmarks (no detection); they decide the chips, hence the cache key.
-    landmarks = "given" if protocol.landmarks else config.landmarks
+    if config.aligned and protocol.landmarks:
+        raise ValueError(f"{protocol.name} comes with landmarks to align its images; --aligned is for chips already aligned")
+    landmarks = "given" if protocol.landmarks else "none (aligned input)" if config.aligned else config.landmarks
 
     embedder = EmbeddingMethod(comparison)
     embed_cache = ResultCache(config.cache, _cache_setting("embedding", config.comparison_model, comparison, landmarks, {}))
-    preparer = FacePreparer(comparison.spec, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
+    preparer = FacePreparer(comparison.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
     embeddings = cached_values(paths, preparer, embedder, embed_cache, config.batch_size or embedder.default_batch_size(), not config.quiet)
     per_item = item_embeddings(protocol, {p: (r or {}).get("embedding") if (r or {}).get("status") == "ok" else None for p, r in embeddings.items()})
     scores, valid = comparison_scores(protocol, per_item)
@@ -179,7 +182,7 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
         check_enough_pairs(protocol, config.fmr, f"after dropping {dropped} pairs with an image without a face")
 
     qualities: dict[str, np.ndarray] = {}
-    preparer = FacePreparer(quality_model.spec, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
+    preparer = FacePreparer(quality_model.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
     for method in methods:
         cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, landmarks, method.options()))
         rows = cached_values(paths, preparer, method, cache, config.batch_size or method.default_batch_size(), not config.quiet)

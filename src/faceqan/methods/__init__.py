@@ -54,7 +54,6 @@ def create_method(name: str, model: nn.Module, **options) -> QualityMethod:
         raise ValueError(f"quality method {name!r} takes no option {', '.join(unknown)} (its options: {accepted})")
     method = METHODS[name](model, **given)
     spec = getattr(model, "spec", None)
-    scale = builtin_scale(spec.name) if spec is not None else None
-    if scale is not None and scale.matches(method.scale_settings()):
-        method.scale = scale  # the built-in 0-100 scale, where it was fitted for exactly these settings
+    if spec is not None:
+        method.scale = builtin_scale(spec.name, method.scale_settings())  # only where fitted for exactly these settings
     return method
