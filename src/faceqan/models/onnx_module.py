@@ -195,12 +195,16 @@ def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_na
             continue
         if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in constants:
             continue
-        gamma, beta, mean, var = (constants[n].float() for n in node.input[1:5])
-        scale = gamma / torch.sqrt(var + _attr(node, "epsilon", 1e-5))
-        weight = constants[conv.input[1]].float()
-        bias = constants[conv.input[2]].float() if len(conv.input) > 2 and conv.input[2] else torch.zeros(weight.shape[0])
-        constants[conv.output[0] + "/folded_w"] = weight * scale.view(-1, *([1] * (weight.ndim - 1)))
-        constants[conv.output[0] + "/folded_b"] = (bias - mean) * scale + beta
+        # In float64 NumPy, rounded once: torch's vectorised float32 sqrt is not correctly
+        # rounded and differs between CPUs, which changed the weights' fingerprint (and so
+        # refused resumes, caches and scales) from one machine to the next.
+        gamma, beta, mean, var = (constants[n].double().numpy() for n in node.input[1:5])
+        scale = gamma / np.sqrt(var + _attr(node, "epsilon", 1e-5))
+        weight = constants[conv.input[1]].double().numpy()
+        bias = constants[conv.input[2]].double().numpy() if len(conv.input) > 2 and conv.input[2] else np.zeros(weight.shape[0])
+        folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+        constants[conv.output[0] + "/folded_w"] = torch.from_numpy(folded_weight.astype(np.float32))
+        constants[conv.output[0] + "/folded_b"] = torch.from_numpy(((bias - mean) * scale + beta).astype(np.float32))
         replacement = onnx.NodeProto()
         replacement.CopyFrom(conv)
         del replacement.input[:]
