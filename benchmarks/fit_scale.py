@@ -2,7 +2,7 @@
 training images (originals only: rows of degraded copies are dropped).
 
     python benchmarks/fit_scale.py runs/student/labels_dlib.csv --model dlib   # FaceQAN: the teacher labels
-    head -3443 runs/student/images.txt > runs/view1_train.txt
+    grep -v /degraded/ runs/student/images.txt > runs/view1_train.txt
     faceqan score runs/view1_train.txt --model dlib --method faceqan-student -o runs/student_dlib.csv
     python benchmarks/fit_scale.py runs/student_dlib.csv --model dlib --method faceqan-student
 

@@ -5,7 +5,8 @@
 #    (benchmarks/make_student_set.py, under runs/student; rerunning writes the same files).
 # 2. Teacher labels: FaceQAN at the model's defaults, resumable (hours: rerun to continue);
 #    labels committed in benchmarks/student_labels/ are taken as the starting point.
-# 3. distill -> src/faceqan/student/builtin/MODEL.pt (deterministic).
+# 3. distill -> src/faceqan/student/builtin/MODEL.pt (deterministic), and the student's 0-100
+#    scale from its scores of the originals (src/faceqan/scales/MODEL.faceqan-student.json).
 # 4. Judgement: all pairs among LFW View 1's test images (people disjoint from the training
 #    file's), the model's own errors and the other model's, the student first (paired intervals
 #    are method - student), against FaceQAN, s_f, SER-FIQ, the embedding norm and random.
@@ -22,6 +23,11 @@ fi
 "$FAQ" score runs/student/images.txt --model "$MODEL" -o "runs/student/labels_$MODEL.csv" --resume --quiet || [ $? -eq 3 ]
 mkdir -p src/faceqan/student/builtin runs/judge
 "$FAQ" distill "runs/student/labels_$MODEL.csv" --model "$MODEL" -o "src/faceqan/student/builtin/$MODEL.pt" --cache runs/cache
+# The student's own 0-100 scale: its scores of the 3,443 originals (src/faceqan/scales/MODEL.faceqan-student.json).
+grep -v /degraded/ runs/student/images.txt > runs/student/originals.txt
+rm -f "runs/student/student_$MODEL.csv" "runs/student/student_$MODEL.csv.settings.json"
+"$FAQ" score runs/student/originals.txt --model "$MODEL" --method faceqan-student -o "runs/student/student_$MODEL.csv" --quiet || [ $? -eq 3 ]
+.venv/bin/python benchmarks/fit_scale.py "runs/student/student_$MODEL.csv" --model "$MODEL" --method faceqan-student
 for errors in "$MODEL" "$OTHER"; do
   "$FAQ" evaluate "$LFW/pairsDevTest.txt" --all-pairs --comparison-model "$errors" --quality-model "$MODEL" \
     --method faceqan-student --method faceqan --method flip --method serfiq --method embedding_norm \

@@ -76,3 +76,12 @@ def test_each_builtin_model_has_its_scale_at_its_defaults_only(fixture, request)
     # Its 50 is the reference's median: a plausible Q of that model, not another model's.
     assert 0.5 < method.scale.percentiles[50] < 0.95
     assert create_method("faceqan", model, copies=3).scale is None
+
+
+def test_the_shipped_dlib_student_has_its_own_scale(dlib_model):
+    from faceqan.methods import create_method
+
+    student = create_method("faceqan-student", dlib_model)
+    assert student.scale is not None and student.scale.settings["student_sha256"] == student.sha256
+    teacher = create_method("faceqan", dlib_model).scale
+    assert student.scale is not teacher and student.scale.settings["method"] == "faceqan-student"
