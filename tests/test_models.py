@@ -189,3 +189,25 @@ def test_onnx_prelu_gradients_on_channels_last_inputs(slope_needs_grad):
     torch.testing.assert_close(grads[0], expected)
     if slope_needs_grad:
         torch.testing.assert_close(grads[1], (weights * x * (x <= 0)).sum(dim=(0, 2, 3), keepdim=True))
+
+
+def test_batch_norm_folding_is_rounded_once_from_float64():
+    """The folded weights are the same on every CPU: float64, one rounding. torch's float32 sqrt
+    is not correctly rounded and differs between CPUs, which changed the weights' SHA-256 (the
+    key of resumes, caches and built-in scales) from one machine to the next."""
+    from onnx import helper
+
+    from faceqan.models.onnx_module import _fold_batch_norms
+
+    rng = np.random.default_rng(0)
+    channels = 512
+    arrays = {"w": rng.normal(size=(channels, 3, 1, 1)), "g": rng.normal(size=channels), "b": rng.normal(size=channels),
+              "m": rng.normal(size=channels), "v": rng.uniform(1e-4, 10, size=channels)}  # fmt: skip
+    constants = {name: torch.from_numpy(a.astype(np.float32)) for name, a in arrays.items()}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], epsilon=1e-5)]
+    folded = _fold_batch_norms(nodes, constants, "y")
+    assert [n.op_type for n in folded] == ["Conv"] and list(folded[0].input) == ["x", "c/folded_w", "c/folded_b"]
+    g, b, m, v, w = (constants[k].double().numpy() for k in "gbmvw")
+    scale = g / np.sqrt(v + 1e-5)
+    np.testing.assert_array_equal(constants["c/folded_w"].numpy(), (w * scale[:, None, None, None]).astype(np.float32))
+    np.testing.assert_array_equal(constants["c/folded_b"].numpy(), ((0 - m) * scale + b).astype(np.float32))
