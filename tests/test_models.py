@@ -211,3 +211,26 @@ def test_batch_norm_folding_is_rounded_once_from_float64():
     scale = g / np.sqrt(v + 1e-5)
     np.testing.assert_array_equal(constants["c/folded_w"].numpy(), (w * scale[:, None, None, None]).astype(np.float32))
     np.testing.assert_array_equal(constants["c/folded_b"].numpy(), ((0 - m) * scale + b).astype(np.float32))
+
+
+def test_constant_nodes_are_computed_in_float64_and_rounded_once():
+    """A users' graph that computes weights from weights (here sigmoid and a matrix product)
+    gets the same buffers on every CPU, not whatever its float32 kernels round to."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from faceqan.models.onnx_module import OnnxModule
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(64, 256)).astype(np.float32), rng.normal(size=(256, 512)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["a"], ["sa"]), helper.make_node("MatMul", ["sa", "b"], ["w"]), helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "constants",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])],
+        [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")],
+    )
+    module = OnnxModule(helper.make_model(graph))
+    (weight,) = [value for name, value in module.named_buffers()]
+    sigmoid = (1 / (1 + np.exp(-a.astype(np.float64)))).astype(np.float32)  # each node's output is rounded once
+    expected = (sigmoid.astype(np.float64) @ b.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(weight.numpy(), expected)

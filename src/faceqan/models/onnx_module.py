@@ -175,6 +175,10 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
+def _wide(value: torch.Tensor) -> torch.Tensor:
+    return value.double() if value.dtype == torch.float32 else value
+
+
 def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_name: str) -> list:
     """Fold each BatchNormalization into the Conv feeding only it (exact up to rounding):
     saves an element-wise pass over the activations, forward and backward."""
@@ -257,9 +261,11 @@ class OnnxModule(nn.Module):
         for node in graph.node:
             args = [name for name in node.input]
             if all(name == "" or name in constants for name in args):
+                # Constant nodes run in float64, each output rounded once to float32: the same weights
+                # (and SHA-256) on every CPU, whatever its float32 kernels round.
                 with torch.no_grad():
-                    result = OPS[node.op_type](node, *[constants[name] for name in args if name])
-                constants[node.output[0]] = result
+                    result = OPS[node.op_type](node, *[_wide(constants[name]) for name in args if name])
+                constants[node.output[0]] = result.float() if result.dtype == torch.float64 else result
             else:
                 self.nodes.append(node)
         self.nodes = _fold_batch_norms(self.nodes, constants, self.output_name)
