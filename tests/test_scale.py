@@ -78,10 +78,12 @@ def test_each_builtin_model_has_its_scale_at_its_defaults_only(fixture, request)
     assert create_method("faceqan", model, copies=3).scale is None
 
 
-def test_the_shipped_dlib_student_has_its_own_scale(dlib_model):
+@pytest.mark.parametrize("fixture", ["dlib_model", "sface_model"])
+def test_each_shipped_student_has_its_own_scale(fixture, request):
     from faceqan.methods import create_method
 
-    student = create_method("faceqan-student", dlib_model)
+    model = request.getfixturevalue(fixture)
+    student = create_method("faceqan-student", model)
     assert student.scale is not None and student.scale.settings["student_sha256"] == student.sha256
-    teacher = create_method("faceqan", dlib_model).scale
+    teacher = create_method("faceqan", model).scale
     assert student.scale is not teacher and student.scale.settings["method"] == "faceqan-student"
