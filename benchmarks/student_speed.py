@@ -1,9 +1,11 @@
 """The student against its teacher, in one process: seconds per aligned face.
 
-    python benchmarks/student_speed.py [--model dlib] [--student FILE] [--images 8] [--repeats 3] [--device cpu]
+    python benchmarks/student_speed.py [--model dlib] [--student FILE] [--images 8] [--repeats 3] [--warmup 1] [--device cpu]
 
 Same model, same aligned LFW faces (detection excluded: both methods share it), each method
-at its default batch size, interleaved rounds; medians. Ends with
+at its default batch size, untimed warm-up rounds, then interleaved rounds; medians. (SFace's
+student needs about five full rounds before its time settles: 185, 47, 41, 50, 31, 19, 20 ms.)
+Ends with
 ``student_speedup_vs_faceqan: X`` (FaceQAN's seconds per face over the student's).
 """
 
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--student", default=None, help="student file (default: the one shipped for the model)")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds of all the faces per method first")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     keep_freed_memory()
@@ -45,13 +48,14 @@ def main() -> None:
     faces = aligned_images(model, args.images).to(args.device)
     methods = {"faceqan": faceqan.create_method("faceqan", model), "student": faceqan.create_method("faceqan-student", model, student=args.student)}
     for method in methods.values():
-        method(faces[:2])  # warm-up
+        for _ in range(args.warmup):
+            seconds_per_face(method, faces)
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(args.repeats):
         for name, method in methods.items():
             times[name].append(seconds_per_face(method, faces))
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"model {args.model} on {args.device}, {args.images} aligned faces, {args.repeats} interleaved rounds ({torch.get_num_threads()} threads)")
+    print(f"model {args.model} on {args.device}, {args.images} aligned faces, {args.warmup} warm-up and {args.repeats} interleaved rounds ({torch.get_num_threads()} threads)")
     for name, value in median.items():
         print(f"{name}: {value * 1000:.1f} ms per face (rounds: {', '.join(f'{v * 1000:.1f}' for v in times[name])})")
     print(f"student_speedup_vs_faceqan: {median['faceqan'] / median['student']:.1f}")
