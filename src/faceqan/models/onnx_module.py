@@ -176,6 +176,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def _wide(value: torch.Tensor) -> torch.Tensor:
+    """float32 as float64 (constant folding), anything else as it is."""
     return value.double() if value.dtype == torch.float32 else value
 
 
@@ -199,8 +200,8 @@ def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_na
             continue
         if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in constants:
             continue
-        # In float64 NumPy, rounded once: torch's vectorised float32 sqrt is not correctly
-        # rounded and differs between CPUs, which changed the weights' fingerprint (and so
+        # In float64 NumPy, rounded once: torch's vectorised sqrt is not correctly rounded (in
+        # float32 or float64) and differs between CPUs, which changed the weights' fingerprint (and so
         # refused resumes, caches and scales) from one machine to the next.
         gamma, beta, mean, var = (constants[n].double().numpy() for n in node.input[1:5])
         scale = gamma / np.sqrt(var + _attr(node, "epsilon", 1e-5))
