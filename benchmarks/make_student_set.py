@@ -1,13 +1,16 @@
-"""The training images of the built-in students: LFW View 1's training images and one
-degraded copy of each, so that the student sees the low-quality faces it must rank.
+"""The training images of the built-in students and one degraded copy of each, so that the
+student sees the low-quality faces it must rank.
 
-    python benchmarks/make_student_set.py [--lfw ../shared/data/lfw] [--out runs/student] [--seed 0]
+    python benchmarks/make_student_set.py [--lfw ../shared/data/lfw] [--out runs/student] [--seed 0] [--pool view1-train|extra]
 
-Reads ``pairsDevTrain-images.txt`` (3,443 images; its people are disjoint from
-``pairsDevTest.txt``'s, on which the students are judged), writes one degraded copy per image
-(blur, noise, down-scaling, JPEG, occlusion or brightness, kind and strength drawn from a
-seeded generator) as PNG under OUT/degraded/, and OUT/images.txt listing the originals then
-the copies, for ``faceqan score`` to label. Rerunning rewrites the same files.
+``--pool view1-train`` (default): ``pairsDevTrain-images.txt`` (3,443 images; its people are
+disjoint from ``pairsDevTest.txt``'s, on which the students are judged); copies under
+OUT/degraded/, list OUT/images.txt. ``--pool extra``: every other LFW image in the folder that
+is in neither View 1 file and whose person is not among ``pairsDevTest.txt``'s (3,569 images of
+2,291 people in the shared data), sorted by name; copies under OUT/degraded_extra/, list
+OUT/images_extra.txt. Each copy is blur, noise, down-scaling, JPEG, occlusion or brightness,
+kind and strength drawn from a seeded generator, written as PNG. The list holds the originals
+then the copies, for ``faceqan score`` to label. Rerunning rewrites the same files.
 """
 
 from __future__ import annotations
@@ -51,26 +54,53 @@ def degrade(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown degradation {kind!r}")
 
 
+def pair_images(protocol: Path) -> set[tuple[str, int]]:
+    """(name, number) of every image a pairs file refers to (View 1 or View 2 format)."""
+    images = set()
+    for line in protocol.read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 3:
+            images |= {(fields[0], int(fields[1])), (fields[0], int(fields[2]))}
+        elif len(fields) == 4:
+            images |= {(fields[0], int(fields[1])), (fields[2], int(fields[3]))}
+    return images
+
+
+def extra_pool(lfw: Path) -> list[tuple[str, int]]:
+    """LFW images in neither View 1 file whose person is not among View 1's test people."""
+    view1_train, view1_test = pair_images(lfw / "pairsDevTrain.txt"), pair_images(lfw / "pairsDevTest.txt")
+    test_people = {name for name, _ in view1_test}
+    folder = lfw / "images_deepfunneled"
+    present = {(path.parent.name, int(path.stem[-4:])) for path in folder.glob("*/*.jpg")}
+    return sorted(image for image in present - view1_train - view1_test if image[0] not in test_people)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     parser.add_argument("--out", type=Path, default=Path("runs/student"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", choices=("view1-train", "extra"), default="view1-train")
     args = parser.parse_args()
-    entries = [line.split() for line in (args.lfw / "pairsDevTrain-images.txt").read_text().splitlines() if line.strip()]
+    if args.pool == "extra":
+        entries = extra_pool(args.lfw)
+        copies_dir, listing = "degraded_extra", "images_extra.txt"
+    else:
+        entries = [line.split() for line in (args.lfw / "pairsDevTrain-images.txt").read_text().splitlines() if line.strip()]
+        copies_dir, listing = "degraded", "images.txt"
     originals = [args.lfw / "images_deepfunneled" / name / f"{name}_{int(number):04d}.jpg" for name, number in entries]
     rng = np.random.default_rng(args.seed)
     copies = []
     for path in originals:
         kind = KINDS[int(rng.integers(len(KINDS)))]
         rgb = cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
-        target = args.out / "degraded" / path.parent.name / f"{path.stem}_{kind}.png"
+        target = args.out / copies_dir / path.parent.name / f"{path.stem}_{kind}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), np.ascontiguousarray(degrade(rgb, kind, rng)[:, :, ::-1]))
         copies.append(target.resolve())
-    (args.out / "images.txt").write_text("".join(f"{p.resolve()}\n" for p in originals + copies))
+    (args.out / listing).write_text("".join(f"{p.resolve()}\n" for p in originals + copies))
     counts = {kind: sum(p.stem.endswith(kind) for p in copies) for kind in KINDS}
-    print(f"{len(originals)} originals and {len(copies)} degraded copies ({counts}) -> {args.out / 'images.txt'}")
+    print(f"{len(originals)} originals and {len(copies)} degraded copies ({counts}) -> {args.out / listing}")
 
 
 if __name__ == "__main__":
