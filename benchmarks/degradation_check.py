@@ -24,7 +24,8 @@ from faceqan.models import create_model
 from faceqan.methods import create_method
 from faceqan.pipeline import score_batch
 
-from lfw_accuracy import DEFAULT_LFW
+from faceqan.shared_data import lfw as shared_lfw
+from faceqan.shared_data import require
 
 
 def degrade(rgb: np.ndarray) -> np.ndarray:
@@ -40,10 +41,11 @@ def main() -> None:
     parser.add_argument("--model", default="dlib")
     parser.add_argument("--eps", type=float, default=None, help="default: the model's")
     parser.add_argument("--variant", default="paper")
-    parser.add_argument("--lfw", default=DEFAULT_LFW)
+    parser.add_argument("--lfw", default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     args = parser.parse_args()
 
-    paths = read_lfw_pairs(Path(args.lfw) / "pairs.txt").images[: args.images]
+    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    paths = read_lfw_pairs(lfw / "pairs.txt").images[: args.images]
     model = create_model(args.model)
     method = create_method("faceqan", model, eps=args.eps, variant=args.variant)
     preparer = FacePreparer(model.spec)

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
 N=${2:-400}
-LFW=${FACEQAN_LFW:-../shared/data/lfw}
+LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
 OUT=runs/hyper_study/$MODEL
 common=("$LFW/pairsDevTrain.txt" --all-pairs --max-images "$N" --comparison-model "$MODEL" --cache runs/cache --bootstrap 50 --quiet)

@@ -13,7 +13,6 @@ our detection + alignment costs.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -24,20 +23,22 @@ from faceqan.evaluation.protocols import read_lfw_pairs
 from faceqan.evaluation.verification import fixed_threshold_accuracy, fold_accuracy
 from faceqan.faces.prepare import FacePreparer
 from faceqan.models import create_model
+from faceqan.shared_data import lfw as shared_lfw
+from faceqan.shared_data import require
 
-DEFAULT_LFW = os.environ.get("FACEQAN_LFW", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="dlib")
-    parser.add_argument("--lfw", default=DEFAULT_LFW)
+    parser.add_argument("--lfw", default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     parser.add_argument("--pairs", default="pairs.txt")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--aligned-root", default=None, help="folder of pre-aligned copies, <Name>/<file> (skips detection)")
     args = parser.parse_args()
 
-    protocol = read_lfw_pairs(Path(args.lfw) / args.pairs)
+    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    protocol = read_lfw_pairs(lfw / args.pairs)
     paths = protocol.images
     if args.aligned_root:
         paths = [str(Path(args.aligned_root) / Path(p).parent.name / Path(p).name) for p in paths]

@@ -4,7 +4,7 @@
 # and on all pairs among the 7,701 pair images.
 #   bash benchmarks/lfw_quality_benchmark.sh
 # Environment: QUALITY_MODELS (default "dlib"), COMPARISON_MODELS (default "dlib sface"),
-# FACEQAN_LFW (default ../shared/data/lfw), MAX_IMAGES (only the first N of the 7,701
+# FACEQAN_SHARED (default ../shared), MAX_IMAGES (only the first N of the 7,701
 # images and the pairs among them; default all), LANDMARKS (default single: the published
 # tables in docs/lfw were made before refined landmarks became faceqan's default; refined
 # re-scores every image, hours here). Scoring thousands of images takes about an hour
@@ -14,7 +14,7 @@
 # and are gathered in docs/lfw_benchmark.md (each table's header says its protocol and settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LFW=${FACEQAN_LFW:-../shared/data/lfw}
+LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
 QUALITY_MODELS=${QUALITY_MODELS:-dlib}
 COMPARISON_MODELS=${COMPARISON_MODELS:-dlib sface}

@@ -16,13 +16,14 @@ then the copies, for ``faceqan score`` to label. Rerunning rewrites the same fil
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-DEFAULT_LFW = Path(os.environ.get("FACEQAN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "lfw"
+from faceqan.shared_data import lfw as shared_lfw
+from faceqan.shared_data import require
+
 KINDS = ("blur", "noise", "downscale", "jpeg", "occlusion", "brightness")
 
 
@@ -77,11 +78,12 @@ def extra_pool(lfw: Path) -> list[tuple[str, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     parser.add_argument("--out", type=Path, default=Path("runs/student"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool", choices=("view1-train", "extra"), default="view1-train")
     args = parser.parse_args()
+    args.lfw = args.lfw or require(shared_lfw)
     if args.pool == "extra":
         entries = extra_pool(args.lfw)
         copies_dir, listing = "degraded_extra", "images_extra.txt"

@@ -32,7 +32,6 @@ LEVELS: dict[str, dict[str, str]] = {
 }
 CPU_FLAGS = {"sse41": "sse4_1", "avx2": "avx2", "avx512": "avx512f"}
 GOAL = 1e-3
-DEFAULT_LFW = Path(os.environ.get("FACEQAN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "lfw"
 
 
 def supported_levels() -> list[str]:
@@ -92,14 +91,19 @@ def main() -> None:
     parser.add_argument("--model", default="dlib")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--levels", nargs="+", default=None, help="default: every level this CPU has")
-    parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     parser.add_argument("--out", default=None, help="also write every level's scores here (JSON)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.model, json.loads(Path(args.worker).read_text()), args.out)
     levels = args.levels or supported_levels()
-    paths = lfw_images(args.lfw, args.images) if args.images else []
+    if args.images:
+        from faceqan.shared_data import lfw, require
+
+        paths = lfw_images(args.lfw or require(lfw), args.images)
+    else:
+        paths = []
     print(f"model {args.model}, demo samples + {len(paths)} LFW images, levels {', '.join(levels)}", flush=True)
     scores = {level: score_at(level, args.model, paths) for level in levels}
     if args.out:

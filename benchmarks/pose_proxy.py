@@ -23,7 +23,8 @@ from faceqan.evaluation.datasets import load_protocol
 from faceqan.faces.decode import decode_image
 from faceqan.faces.detect import YuNetDetector
 
-from lfw_accuracy import DEFAULT_LFW
+from faceqan.shared_data import lfw as shared_lfw
+from faceqan.shared_data import require
 
 
 def yaw_proxy(landmarks: np.ndarray) -> float:
@@ -35,11 +36,12 @@ def yaw_proxy(landmarks: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lfw", default=DEFAULT_LFW)
+    parser.add_argument("--lfw", default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     parser.add_argument("--out", default="runs/pose_proxy.csv")
     parser.add_argument("--max-images", type=int, default=None, help="only the protocol's first N images")
     args = parser.parse_args()
-    images = load_protocol(str(Path(args.lfw) / "pairs.txt"), max_images=args.max_images).images
+    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    images = load_protocol(str(lfw / "pairs.txt"), max_images=args.max_images).images
     detector = YuNetDetector(refine_landmarks=False)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     yaws = []

@@ -21,14 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(os.environ.get("FACEQAN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-LFW = SHARED / "data" / "lfw" / "images_deepfunneled"
 
 
 def lfw_photos(count: int) -> list[str]:
-    photos = sorted(str(p) for p in LFW.rglob("*.jpg"))
+    from faceqan.shared_data import lfw, require
+
+    folder = require(lfw) / "images_deepfunneled"
+    photos = sorted(str(p) for p in folder.rglob("*.jpg"))
     if len(photos) < count:
-        sys.exit(f"need {count} LFW photos under {LFW}, found {len(photos)}")
+        sys.exit(f"error: need {count} LFW photos under {folder}, found {len(photos)}")
     return photos[:: max(1, len(photos) // count)][:count]
 
 

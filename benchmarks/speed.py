@@ -30,7 +30,6 @@ from faceqan.official_loop import official_quality
 from faceqan.methods import FaceQANMethod
 
 sys.path.insert(0, str(Path(__file__).parent))
-from lfw_accuracy import DEFAULT_LFW  # noqa: E402
 
 
 def rss_bytes() -> int:
@@ -88,9 +87,14 @@ def aligned_images(model, count: int) -> torch.Tensor:
     from faceqan.pipeline import chips_to_tensor
 
     preparer = FacePreparer(model.spec)
-    lfw = Path(DEFAULT_LFW) / "images_deepfunneled"
-    if lfw.is_dir():
-        paths = sorted(str(p) for p in lfw.rglob("*.jpg"))[:: 37][: count * 2]
+    from faceqan.shared_data import MissingData, lfw
+
+    try:
+        folder = lfw() / "images_deepfunneled"
+    except MissingData:
+        folder = None  # the demo faces stand in; the output names its source
+    if folder is not None:
+        paths = sorted(str(p) for p in folder.rglob("*.jpg"))[:: 37][: count * 2]
         chips = [f.chip for path in paths for f in preparer(path) if f.chip is not None][:count]
         source = "LFW"
     else:

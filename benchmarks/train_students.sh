@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
-LFW=${FACEQAN_LFW:-../shared/data/lfw}
+LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
 OTHER=$([ "$MODEL" = dlib ] && echo sface || echo dlib)
 [ -f runs/student/images.txt ] || .venv/bin/python benchmarks/make_student_set.py --lfw "$LFW"

@@ -13,11 +13,13 @@ of chips aligned with it and dlib's own descriptors of the same faces.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from faceqan import shared_data
 from faceqan.faces.align import align_face
 from faceqan.faces.decode import decode_image
 from faceqan.faces.detect import YuNetDetector
@@ -37,11 +39,13 @@ def fit_template(reference, lfw: Path, detector: YuNetDetector) -> tuple[np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landmarks", choices=("single", "refined"), default="single")
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    parser.add_argument("--shared", default=None, help="the shared data folder (default: $FACEQAN_SHARED, else ../shared)")
     args = parser.parse_args()
-    shared = Path(args.shared)
-    reference = np.load(shared / "fixtures" / "dlib_reference.npz")
-    template, faces = fit_template(reference, shared / "data" / "lfw", YuNetDetector(refine_landmarks=args.landmarks == "refined"))
+    if args.shared:
+        os.environ[shared_data.ENVIRONMENT_VARIABLE] = args.shared
+    reference = np.load(shared_data.require(shared_data.dlib_fixture))
+    lfw = shared_data.require(shared_data.lfw)
+    template, faces = fit_template(reference, lfw, YuNetDetector(refine_landmarks=args.landmarks == "refined"))
     print("template (x, y) per point:", np.round(template, 2).tolist())
 
     from faceqan.models import create_model

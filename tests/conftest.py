@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +10,30 @@ import pytest
 import torch
 from torch import nn
 
-SHARED = Path(os.environ.get("FACEQAN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-LFW = SHARED / "data" / "lfw"
-FIXTURE = SHARED / "fixtures" / "dlib_reference.npz"
+from faceqan import shared_data
+
+
+def shared_or_skip(finder: Callable[[], Path]) -> Path:
+    """The shared data ``finder`` locates, or a skip that says what is missing and where."""
+    try:
+        return finder()
+    except shared_data.MissingData as missing:
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")
 def lfw_root() -> Path:
-    if not (LFW / "pairs.txt").is_file():
-        pytest.skip(f"LFW data not found at {LFW} (set FACEQAN_SHARED to the folder holding data/lfw)")
-    return LFW
+    return shared_or_skip(shared_data.lfw)
+
+
+@pytest.fixture(scope="session")
+def lfw_aligned_root() -> Path:
+    return shared_or_skip(shared_data.lfw_aligned)
 
 
 @pytest.fixture(scope="session")
 def dlib_reference():
-    if not FIXTURE.is_file():
-        pytest.skip(f"dlib reference fixture not found at {FIXTURE} (set FACEQAN_SHARED)")
-    return np.load(FIXTURE)
+    return np.load(shared_or_skip(shared_data.dlib_fixture))
 
 
 @pytest.fixture(scope="session")

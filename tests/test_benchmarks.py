@@ -1,5 +1,6 @@
 """The benchmark scripts run from a clean clone (tiny settings: this checks they work, not speed)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,42 @@ def _run(script, *args):
     return result.stdout
 
 
+# Each benchmark that reads the shared data, with arguments that would otherwise start its work.
+NEEDS_DATA = {
+    "memory.py": ["--images", "2"],
+    "lfw_accuracy.py": ["--model", "dlib"],
+    "pose_proxy.py": ["--max-images", "2"],
+    "degradation_check.py": ["--images", "2"],
+    "make_student_set.py": ["--out", "OUT"],
+    "ray_scaling.py": ["--images", "2"],
+    "portability.py": ["--images", "2"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(NEEDS_DATA))
+def test_a_benchmark_without_its_data_says_what_is_missing_in_one_line(script, tmp_path):
+    args = [str(tmp_path / "out") if arg == "OUT" else arg for arg in NEEDS_DATA[script]]
+    environment = {**os.environ, "FACEQAN_SHARED": str(tmp_path / "nowhere")}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(tmp_path / "nowhere") in last and "FACEQAN_SHARED" in last, result.stderr
+
+
+def test_the_shared_data_is_found_through_the_environment_first(tmp_path, monkeypatch):
+    from faceqan import shared_data
+
+    monkeypatch.delenv("FACEQAN_SHARED", raising=False)
+    assert shared_data.shared_root() == Path(shared_data.__file__).resolve().parents[3] / "shared"
+    (tmp_path / "data" / "lfw").mkdir(parents=True)
+    monkeypatch.setenv("FACEQAN_SHARED", str(tmp_path))
+    with pytest.raises(shared_data.MissingData, match="pairs.txt"):
+        shared_data.lfw()  # the folder alone is not LFW
+    (tmp_path / "data" / "lfw" / "pairs.txt").write_text("10 300\n")
+    assert shared_data.lfw() == tmp_path / "data" / "lfw"
+
+
 def test_speed_benchmark_agrees_with_the_official_loop():
     out = _run("speed.py", "--images", "2", "--copies", "2", "--steps", "2")
     difference = float(re.search(r"score difference: ([0-9.e+-]+)", out).group(1))
@@ -26,11 +63,7 @@ def test_speed_benchmark_agrees_with_the_official_loop():
         assert label in out
 
 
-def test_memory_benchmark_reports_peaks():
-    from conftest import SHARED
-
-    if not (SHARED / "data" / "lfw_aligned_112" / "data").is_dir():
-        pytest.skip(f"pre-aligned LFW not found under {SHARED}/data (set FACEQAN_SHARED)")
+def test_memory_benchmark_reports_peaks(lfw_aligned_root):
     out = _run("memory.py", "--images", "2", "4")
     assert re.search(r"^\s+4 images: 4 rows, peak RSS [0-9.]+ MiB$", out, re.MULTILINE)
     assert "peak ratio 4 / 2 images" in out
@@ -56,15 +89,11 @@ def test_yaw_proxy_is_the_nose_offset_along_the_eye_line():
     assert yaw_proxy(2 * turned @ rotation.T + 7) == pytest.approx(0.25)
 
 
-def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path):
-    from conftest import SHARED
-
+def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path, lfw_root):
     from faceqan.evaluation.datasets import load_protocol
     from faceqan.evaluation.run import _quality_from_csv
 
-    pairs = SHARED / "data" / "lfw" / "pairs.txt"
-    if not pairs.is_file():
-        pytest.skip(f"LFW pairs.txt not found under {SHARED}/data (set FACEQAN_SHARED)")
+    pairs = lfw_root / "pairs.txt"
     out = tmp_path / "pose.csv"
     _run("pose_proxy.py", "--lfw", str(pairs.parent), "--max-images", "4", "--out", str(out))
     images = load_protocol(str(pairs), max_images=4).images

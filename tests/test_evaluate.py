@@ -176,13 +176,11 @@ def test_model_files_and_their_options_reach_evaluate_and_the_results_name_them(
     assert main([*args[:4], *args[6:]]) == 2
 
 
-def test_aligned_chips_are_evaluated_without_detection(lfw_root, tmp_path, monkeypatch):
+def test_aligned_chips_are_evaluated_without_detection(lfw_aligned_root, tmp_path, monkeypatch):
     """--aligned: LFW's 112x112 ArcFace-template chips straight into SFace; a detector would fail the run."""
     import faceqan.faces.prepare as prepare
 
-    chips = lfw_root.parent / "lfw_aligned_112" / "data"
-    if not chips.is_dir():
-        pytest.skip(f"aligned LFW chips not found at {chips}")
+    chips = lfw_aligned_root
     folder = tmp_path / "ids"
     for name in ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore"):
         shutil.copytree(chips / name, folder / name)

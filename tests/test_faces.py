@@ -88,12 +88,10 @@ def test_refinement_that_finds_no_face_keeps_the_first_landmarks_and_says_so(det
     assert prepared.status == "ok" and prepared.landmarks == "single: refinement found no face"
 
 
-def test_refined_landmarks_bring_sface_chips_closer_to_the_reference_alignment(sface_model, lfw_root):
+def test_refined_landmarks_bring_sface_chips_closer_to_the_reference_alignment(sface_model, lfw_root, lfw_aligned_root):
     """On 40 LFW images, SFace embeddings of our chips against those of the reference-aligned
-    copies (../shared/data/lfw_aligned_112): refinement must bring them closer."""
-    aligned_root = lfw_root.parent / "lfw_aligned_112" / "data"
-    if not aligned_root.is_dir():
-        pytest.skip(f"pre-aligned LFW copies not found at {aligned_root}")
+    copies (shared data/lfw_aligned_112): refinement must bring them closer."""
+    aligned_root = lfw_aligned_root
     references = sorted(aligned_root.rglob("*.jpg"))[::190][:40]
     originals = [str(lfw_root / "images_deepfunneled" / p.parent.name / p.name) for p in references]
 
