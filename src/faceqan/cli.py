@@ -20,6 +20,14 @@ from .faces.prepare import FACE_POLICIES, LANDMARK_MODES
 EXIT_OK, EXIT_START_FAILED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
 def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="dlib", help="built-in FR model (see `faceqan models`) or a model file; default dlib")
     parser.add_argument("--arch", default=None, help="model file type: onnx, torchscript, or r18/r34/r50/r100/r200 for an insightface IResNet state dict")
@@ -35,7 +43,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="noise seed (FaceQAN, SER-FIQ, random); same seed, same scores (default 0)")
     parser.add_argument("--student", default=None, metavar="FILE", help="a student file from `faceqan distill` (implies --method faceqan-student; default: the one shipped for the model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
 
 
 def _add_landmarks_option(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +54,7 @@ def _add_face_options(parser: argparse.ArgumentParser) -> None:
     """Detection and decoding options shared by score and serve."""
     parser.add_argument("--min-face-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
     parser.add_argument("--min-det-score", type=float, default=0.6, help="detector confidence threshold (default 0.6)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default 50M)")
     _add_landmarks_option(parser)
 
 
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(score)
     score.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     score.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces to score (default largest)")
-    score.add_argument("--frame-step", type=int, default=1, help="score every Nth frame of video inputs (default 1: every frame)")
+    score.add_argument("--frame-step", type=positive_int, default=1, help="score every Nth frame of video inputs (default 1: every frame)")
     _add_face_options(score)
     score.add_argument("--resume", action="store_true", help="continue an interrupted run: skip inputs already in the output")
     score.add_argument("--save-chips", default=None, metavar="DIR", help="also write each scored face's aligned chip as DIR/<stem>_<path hash>_face<N>.png")
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--actors", type=int, default=None, help="scoring actors, each holding the model (default: one per GPU-share with --gpus-per-actor, else one per node)")
     ray.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs each actor reserves (default 0: CPU; 1 with --device cuda)")
     ray.add_argument("--cpus-per-actor", type=float, default=None, help="CPUs each actor reserves and uses as torch threads, rounded up (default: 1 with GPUs, else its node's cores less 0.5 for preparation)")
-    ray.add_argument("--rows-per-file", type=int, default=1000, help="rows gathered into each Parquet file; what a killed run may have to redo per writer (default 1000)")
+    ray.add_argument("--rows-per-file", type=positive_int, default=1000, help="rows gathered into each Parquet file; what a killed run may have to redo per writer (default 1000)")
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
     serve.add_argument("--method", default="faceqan", help="quality method (default faceqan; see `faceqan methods`)")
@@ -82,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
-    serve.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
+    serve.add_argument("--max-bytes", type=positive_int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
     serve.add_argument("--max-queue", type=int, default=None, help="faces handed to scoring and not yet answered before requests get 503 + Retry-After (default: one batch on the CPU, two on a GPU)")
     serve.add_argument("--max-decodes", type=int, default=None, help="images decoded and detected at once (default: one per core); as many more may wait, then 503")
@@ -99,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(calibrate)
     calibrate.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     calibrate.add_argument("--target-sim", type=float, default=None, help="median mean_sim to reach (default 0.96, what dlib's View-1-chosen eps gives)")
-    calibrate.add_argument("--max-images", type=int, default=50, help="use at most this many faces (default 50)")
+    calibrate.add_argument("--max-images", type=positive_int, default=50, help="use at most this many faces (default 50)")
 
     demo = commands.add_parser("demo", help="score a built-in photo and degraded copies of it, and rank them")
     _add_faceqan_options(demo)
@@ -109,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="one HTML page about score files: statuses, quality distribution, ranked faces, lowest faces with noise maps, failures")
     report.add_argument("scores", nargs="+", help="`faceqan score` outputs (several: distributions overlaid)")
     report.add_argument("-o", "--output", required=True, help="the HTML file to write")
-    report.add_argument("--sheet", type=int, default=60, help="faces on the ranked sheet, spread evenly over the ranks (default 60)")
+    report.add_argument("--sheet", type=positive_int, default=60, help="faces on the ranked sheet, spread evenly over the ranks (default 60)")
     report.add_argument("--lowest", type=int, default=12, help="lowest-scored faces shown with their noise maps (default 12)")
     report.add_argument("--no-noise-maps", action="store_true", help="skip the noise maps (they rerun FaceQAN on the lowest faces)")
 
@@ -119,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(explain)
     explain.add_argument("--aligned", action="store_true", help="inputs are already aligned for the model: skip detection")
     explain.add_argument("--faces", choices=FACE_POLICIES, default="largest", help="which faces (default largest)")
-    explain.add_argument("--frame-step", type=int, default=1, help="every Nth frame of video inputs")
+    explain.add_argument("--frame-step", type=positive_int, default=1, help="every Nth frame of video inputs")
     _add_face_options(explain)
     commands.add_parser("methods", help="list the quality methods and their options")
 
@@ -133,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--model", default="dlib", help="the FR model the scores were made with (built-in name or model file)")
     distill.add_argument("-o", "--output", required=True, help="student file to write (.pt)")
     distill.add_argument("--cache", default=".faceqan-cache", help="cache folder for the features")
-    distill.add_argument("--batch-size", type=int, default=16)
+    distill.add_argument("--batch-size", type=positive_int, default=16)
     distill.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
     distill.add_argument("--quiet", action="store_true")
 
@@ -142,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", dest="protocol_kind", choices=PROTOCOL_KINDS, default="auto", help="how to read it (default auto: from what the path holds; CFP needs cfp-fp or cfp-ff)")
     evaluate.add_argument("--identity-from", default=None, metavar="parent|grandparent|REGEX", help="identity of each image from its path, for CSV (without id1,id2) and folder protocols (default parent)")
     evaluate.add_argument("--all-pairs", action="store_true", help="use every pair among the protocol's images")
-    evaluate.add_argument("--max-images", type=int, default=None, help="keep the protocol's first N images and the pairs among them")
+    evaluate.add_argument("--max-images", type=positive_int, default=None, help="keep the protocol's first N images and the pairs among them")
     evaluate.add_argument("--aligned", action="store_true", help="the images are already aligned for the models (e.g. XQLFW's 112x112 chips with ArcFace-style models): skip detection")
     evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured: built-in name or model file (default dlib); --arch, --input-* and --bgr read model files")
     evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use: name or file (default: the comparison model)")
@@ -353,6 +361,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .faces.prepare import FacePreparer
     from .pipeline import chips_to_tensor, collect_inputs
 
+    if _method_choice(args)[0] != "faceqan":
+        raise ValueError("calibrate tunes FaceQAN's eps, which a student (--student) does not have: calibrate without --student")
     model = _model(args)
     method = _method(args, model)  # checks the options; calibration varies its eps
     preparer = FacePreparer(model.spec, args.aligned)
