@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faceqan.algorithm import aggregate
 
@@ -17,10 +19,23 @@ def test_eq4_on_known_values():
     assert parts.quality.item() == pytest.approx((q_adv * 0.95) ** 5)
 
 
-def test_std_term_clipped_to_zero_when_spread_exceeds_one():
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=12), st.floats(-1.0, 1.0))
+def test_every_score_part_stays_in_its_range(values, flip):
+    """Similarities in [-1, 1]: the population spread is at most 1, so 1 - std never needs its
+    clip and q_adv is eq. (4) exactly, in [0, 1]; with the paper's clip Q is in [0, 1] too."""
+    sims = torch.tensor([values], dtype=torch.float64)
+    parts = aggregate(sims, torch.tensor([flip], dtype=torch.float64), power=5, clip_flip=True)
+    mean, std = np.mean(values), np.std(values)
+    assert 0.0 <= parts.std_sim.item() <= 1.0 + 1e-12
+    assert parts.q_adv.item() == pytest.approx((mean + 1) / 2 * (1 - std), abs=1e-12)
+    assert 0.0 <= parts.q_adv.item() <= 1.0 and 0.0 <= parts.quality.item() <= 1.0
+
+
+def test_the_largest_spread_gives_zero():
     sims = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
     parts = aggregate(sims, torch.tensor([1.0]), power=1, clip_flip=True)
-    assert parts.std_sim.item() == pytest.approx(1.0)
+    assert parts.std_sim.item() == pytest.approx(1.0)  # population std (the sample std would be 1.15)
     assert parts.q_adv.item() == 0.0
 
 

@@ -23,41 +23,56 @@ class ProjectionModel(nn.Module):
         return torch.stack([u, torch.ones_like(u)], dim=1)
 
 
+class RecordingProjection(ProjectionModel):
+    """ProjectionModel that keeps a copy of every batch it is called on: the attack's own steps."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__(w)
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.detach().double().clone())
+        return super().forward(x)
+
+
 def _cos(a, b):
-    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    return (a * b).sum(-1) / a.norm(dim=-1) / b.norm(dim=-1)
 
 
-def test_bim_step_size_direction_and_clipping():
+@pytest.mark.parametrize("edge", [1.0, -1.0])
+def test_bim_step_size_direction_and_clipping(edge):
+    """The code's own adversarial batches: noisy start, then l steps of eps / l in the direction of
+    the loss gradient's sign (sign(u - u0) * sign(w) for this model), clipped to [-1, 1]."""
     torch.manual_seed(0)
     shape = (3, 4, 4)
     w = torch.randn(shape)
-    images = torch.rand((2, *shape)) * 2 - 1
-    images[0, 0, 0, :] = 1.0  # pixels at the top of the range: clipping must bind there
-    images[1, 1, 1, :] = -1.0
+    image = torch.rand((1, *shape)) * 2 - 1
+    image[0, 0, 0, :] = edge  # pixels at the end of the range: clipping must bind there
     eps, steps, copies = 0.05, 4, 3
-    scorer = FaceQAN(ProjectionModel(w), eps=eps, steps=steps, copies=copies, power=1)
-    parts = scorer(images)
+    model = RecordingProjection(w)
+    parts = FaceQAN(model, eps=eps, steps=steps, copies=copies, power=1)(image)
 
-    x = images.double().numpy()
-    wn = w.double().numpy()
-    noise = uniform_noise((copies, *shape), 0).double().numpy()[None]  # every image gets the same k patterns
-    adv = np.clip(x[:, None] + eps * noise, -1, 1)
-    u0 = (x * wn).reshape(2, -1).sum(1)
-    for _ in range(steps):
-        u = (adv * wn).reshape(2, copies, -1).sum(-1)
-        direction = np.sign(u - u0[:, None])[..., None, None, None] * np.sign(wn)
-        stepped = np.clip(adv + eps / steps * direction, -1, 1)
-        moved = np.abs(stepped - adv)
-        assert np.all((np.isclose(moved, eps / steps)) | (np.abs(stepped) == 1.0))
-        adv = stepped
-    assert np.all(np.abs(adv - x[:, None]) <= 2 * eps + 1e-12)
-    assert np.any(adv == 1.0) and np.any(adv == -1.0)
-    u = (adv * wn).reshape(2, copies, -1).sum(-1)
-    sims = _cos(np.stack([u, np.ones_like(u)], -1), np.stack([u0, np.ones_like(u0)], -1)[:, None])
-    np.testing.assert_allclose(parts.mean_sim.numpy(), sims.mean(1), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(parts.std_sim.numpy(), sims.std(1), rtol=0, atol=1e-5)
+    clean, *adversarial = model.inputs  # the clean + mirrored batch, then each step's batch and the final one
+    assert clean.shape[0] == 2 and len(adversarial) == steps + 1
+    x, wn = image.double(), w.double()
+    noise = uniform_noise((copies, *shape), 0).double()  # every image gets the same k patterns
+    torch.testing.assert_close(adversarial[0], (x + eps * noise).clamp(-1, 1), rtol=0, atol=1e-6)
+    u0 = (x * wn).sum()
+    for before, after in zip(adversarial, adversarial[1:]):
+        u = (before * wn).flatten(1).sum(1)
+        direction = torch.sign(u - u0)[:, None, None, None] * torch.sign(wn)
+        torch.testing.assert_close(after, (before + eps / steps * direction).clamp(-1, 1), rtol=0, atol=1e-6)
+        moved = (after - before).abs()
+        assert torch.all(torch.isclose(moved, torch.tensor(eps / steps, dtype=moved.dtype), atol=1e-6) | (after.abs() == 1.0))
+    final = adversarial[-1]
+    assert torch.all((final - x).abs() <= 2 * eps + 1e-6)
+    assert torch.any(final == edge)  # the clip bound
+    u = (final * wn).flatten(1).sum(1)
+    sims = _cos(torch.stack([u, torch.ones_like(u)], -1), torch.stack([u0, torch.ones_like(u0)])[None])
+    assert parts.mean_sim.item() == pytest.approx(sims.mean().item(), abs=1e-5)
+    assert parts.std_sim.item() == pytest.approx(sims.std(unbiased=False).item(), abs=1e-5)
     # The attack lowers the similarity compared with the noise alone.
-    assert np.all(parts.mean_sim.numpy() < 1.0)
+    assert parts.mean_sim.item() < 1.0
 
 
 def test_same_score_whatever_the_batch(tiny_net, tiny_images):
