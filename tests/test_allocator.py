@@ -28,6 +28,7 @@ def kept_megabytes(apply: bool) -> tuple[str, float]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings: Linux only")
+@pytest.mark.slow
 def test_freed_blocks_stay_in_the_heap():
     applied, kept = kept_megabytes(True)
     if applied != "True":

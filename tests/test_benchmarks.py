@@ -31,6 +31,7 @@ NEEDS_DATA = {
 
 
 @pytest.mark.parametrize("script", sorted(NEEDS_DATA))
+@pytest.mark.slow
 def test_a_benchmark_without_its_data_says_what_is_missing_in_one_line(script, tmp_path):
     args = [str(tmp_path / "out") if arg == "OUT" else arg for arg in NEEDS_DATA[script]]
     environment = {**os.environ, "FACEQAN_SHARED": str(tmp_path / "nowhere")}
@@ -54,6 +55,7 @@ def test_the_shared_data_is_found_through_the_environment_first(tmp_path, monkey
     assert shared_data.lfw() == tmp_path / "data" / "lfw"
 
 
+@pytest.mark.slow
 def test_speed_benchmark_agrees_with_the_official_loop():
     out = _run("speed.py", "--images", "2", "--copies", "2", "--steps", "2")
     difference = float(re.search(r"score difference: ([0-9.e+-]+)", out).group(1))
@@ -63,12 +65,14 @@ def test_speed_benchmark_agrees_with_the_official_loop():
         assert label in out
 
 
+@pytest.mark.slow
 def test_memory_benchmark_reports_peaks(lfw_aligned_root):
     out = _run("memory.py", "--images", "2", "4")
     assert re.search(r"^\s+4 images: 4 rows, peak RSS [0-9.]+ MiB$", out, re.MULTILINE)
     assert "peak ratio 4 / 2 images" in out
 
 
+@pytest.mark.slow
 def test_service_throughput_benchmark_reports_each_batch_size():
     out = _run("service_throughput.py", "--clients", "2", "--requests", "1", "--batch-sizes", "1", "2")
     for size in (1, 2):
@@ -89,6 +93,7 @@ def test_yaw_proxy_is_the_nose_offset_along_the_eye_line():
     assert yaw_proxy(2 * turned @ rotation.T + 7) == pytest.approx(0.25)
 
 
+@pytest.mark.slow
 def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path, lfw_root):
     from faceqan.evaluation.datasets import load_protocol
     from faceqan.evaluation.run import _quality_from_csv
@@ -101,6 +106,7 @@ def test_pose_proxy_writes_qualities_that_evaluate_reads(tmp_path, lfw_root):
     assert len(values) == 4 and np.all(values <= 0) and np.all(np.isfinite(values))
 
 
+@pytest.mark.slow
 def test_adversarial_weight_at_one_ranks_like_faceqan(tmp_path):
     from scipy.stats import spearmanr
 
@@ -124,6 +130,7 @@ def test_adversarial_weight_at_one_ranks_like_faceqan(tmp_path):
     assert spearmanr(columns["w100000"][:-1], q_adv).correlation == pytest.approx(1.0)  # q_adv alone
 
 
+@pytest.mark.slow
 def test_service_load_benchmark_runs_its_levels_and_prints_the_goals():
     out = _run("service_load.py", "--seconds", "2", "--stalled", "10", "--", "--copies", "2", "--steps", "1")
     for factor in ("1x", "2x", "4x"):

@@ -28,6 +28,8 @@ from faceqan.distributed import ScoringJob, read_folder, run, score
 from faceqan.methods import create_method
 from faceqan.pipeline import collect_inputs
 
+pytestmark = pytest.mark.ray
+
 FAST = {"copies": 2, "steps": 2}  # FaceQAN with fewer copies and steps: the same code, sooner
 VALUE_COLUMNS = ("quality", "mean_sim", "std_sim", "flip_sim", "q_adv", "det_score")
 
@@ -72,6 +74,7 @@ def assert_same_rows(ray_rows: list[dict], local_rows: list[dict]) -> None:
                 assert other == value, (key, column, other, value)
 
 
+@pytest.mark.slow
 def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path, capsys):
     """20 LFW photos plus every kind of bad file: the same rows, statuses and error texts."""
     bad = write_bad_cases(tmp_path / "bad")
@@ -94,6 +97,7 @@ def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path, capsys):
     assert "the files hold 20" in capsys.readouterr().err  # read all 20 faces; a scale needs 100
 
 
+@pytest.mark.slow
 def test_dataset_of_image_bytes(local_ray, lfw_root):
     """Users with their own pipeline hand in a Ray Dataset of (path, bytes)."""
     photos = lfw_photos(lfw_root, 3)
@@ -128,6 +132,7 @@ class DiesOnMarkedFace:
         return method
 
 
+@pytest.mark.slow
 def test_a_dead_actor_is_restarted_and_its_batch_retried(local_ray, lfw_root, tmp_path):
     aligned = sorted((lfw_root.parent / "lfw_aligned_112" / "data").rglob("*.jpg"))[:6]
     blank = tmp_path / "blank.png"
@@ -144,6 +149,7 @@ def _faceqan(*args: str) -> list[str]:
     return [sys.executable, "-m", "faceqan", *args]
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_to_one_row_per_input(lfw_root, tmp_path):
     """Kill the driver (and its local Ray) once the first files are written; --resume ends with
     exactly one row per input and the scores of an uninterrupted run."""
@@ -197,6 +203,7 @@ def test_output_must_be_a_folder(tmp_path):
             open_folder(output, {"model": "dlib"}, resume=False)
 
 
+@pytest.mark.slow
 def test_actor_plan_leaves_cpu_to_preparation(local_ray):
     from faceqan.distributed import plan_actors
 

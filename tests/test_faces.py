@@ -88,6 +88,7 @@ def test_refinement_that_finds_no_face_keeps_the_first_landmarks_and_says_so(det
     assert prepared.status == "ok" and prepared.landmarks == "single: refinement found no face"
 
 
+@pytest.mark.slow
 def test_refined_landmarks_bring_sface_chips_closer_to_the_reference_alignment(sface_model, lfw_root, lfw_aligned_root):
     """On 40 LFW images, SFace embeddings of our chips against those of the reference-aligned
     copies (shared data/lfw_aligned_112): refinement must bring them closer."""
@@ -116,6 +117,7 @@ def test_no_face_is_a_per_image_status():
     assert face.status == "no_face" and face.chip is None and "no face" in face.error
 
 
+@pytest.mark.slow
 def test_our_dlib_chips_come_close_to_dlibs_own(dlib_model, dlib_reference, lfw_root):
     """Descriptors of our YuNet-aligned chips against dlib's own (HOG + 5-point predictor)."""
     preparer = FacePreparer(DLIB_SPEC)

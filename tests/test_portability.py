@@ -11,6 +11,7 @@ import pytest
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "portability.py"
 
 
+@pytest.mark.slow
 def test_demo_scores_agree_across_cpu_kernel_levels(tmp_path):
     sys.path.insert(0, str(BENCHMARK.parent))
     try:

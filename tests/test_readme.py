@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -13,6 +15,7 @@ def _readme_demo():
     return module
 
 
+@pytest.mark.slow
 def test_the_readme_demo_block_is_what_faceqan_demo_prints():
     readme_demo = _readme_demo()
     text = (ROOT / "README.md").read_text()

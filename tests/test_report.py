@@ -39,6 +39,8 @@ def report(scored):
     return out
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_the_report_renders_in_chromium_with_every_image_and_the_csvs_order(report, scored):
     _, scores = scored
     driver = chrome_driver()

@@ -57,6 +57,7 @@ def _check_matches(out, reference):
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(faces, reference, tmp_path, how):
     out = tmp_path / "scores.csv"
     process = _start(faces, out)

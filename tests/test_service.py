@@ -264,6 +264,7 @@ def test_preparer_options_reach_the_detector(dlib_model, scorer):
     assert preparer.detector.refine and preparer.min_det_score == 0.8
 
 
+@pytest.mark.slow
 def test_the_serve_command_finishes_requests_in_flight_on_sigterm_and_exits_0():
     import re
     import signal
@@ -306,6 +307,8 @@ def test_explain_returns_the_noise_panel_as_png(server):
     assert status == 422 and payload["error"].startswith("no_face")
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_the_web_page_scores_an_lfw_photo_like_the_api(server, lfw_root):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

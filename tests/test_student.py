@@ -116,6 +116,7 @@ def test_distill_refuses_score_files_it_cannot_learn_from(trained, tmp_path, fac
     assert not (tmp_path / "s.pt").exists()
 
 
+@pytest.mark.slow
 def test_the_speed_benchmark_prints_the_speedup(trained):
     import re
     import subprocess
