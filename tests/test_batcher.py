@@ -78,3 +78,23 @@ def test_one_item_batches_and_bad_limits():
     batcher.close()
     with pytest.raises(ValueError, match="at least 1"):
         Batcher(lambda items: items, max_items=0)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker dies on purpose
+def test_submit_after_close_or_after_the_worker_died_raises_at_once():
+    from faceqan.batcher import Stopped
+
+    closed = Batcher(lambda items: items, max_items=2)
+    closed.close()
+    with pytest.raises(Stopped):
+        closed.submit([1])
+
+    def die(_size: int) -> None:
+        raise SystemExit  # escapes the batch's try: the worker thread ends
+
+    dying = Batcher(lambda items: items, max_items=2, on_batch=die)
+    with pytest.raises(Stopped, match="stopped before this job ran"):
+        dying.submit([1])  # handed in before the death, answered after it
+    assert not dying.alive
+    with pytest.raises(Stopped, match="not running"):
+        dying.submit([2])

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +103,23 @@ def test_the_api_defaults_are_the_clis(tmp_path):
     assert api_row["quality"] == pytest.approx(float(cli_row["quality"]), abs=1e-6)
     settings = json.loads((tmp_path / "out.csv.settings.json").read_text())
     assert settings["eps"] == DLIB_SPEC.default_eps
+
+
+def test_serfiq_is_the_papers_formula_by_hand():
+    """q = 2 * sigmoid(-2 / m^2 * sum_{i<j} ||e_i - e_j||) over m dropout passes of the last linear
+    layer's input, e_i normalised, computed pass by pass in NumPy."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
+    images = torch.rand((2, 3, 4, 4)) * 2 - 1
+    passes, dropout = 4, 0.5
+    method = create_method("serfiq", model, passes=passes, dropout=dropout)
+    quality = method(images)["quality"].numpy()
+    masks = method._masks(48, torch.device("cpu")).numpy()  # the method's own draw; the formula is under test
+    weight, bias = (p.detach().double().numpy() for p in model[1].parameters())
+    for image, expected_from_code in zip(images.double().numpy(), quality):
+        x = image.reshape(-1)
+        embeddings = [weight @ (x * mask / (1 - dropout)) + bias for mask in masks]
+        embeddings = [e / np.linalg.norm(e) for e in embeddings]
+        distance = sum(np.linalg.norm(embeddings[i] - embeddings[j]) for i in range(passes) for j in range(i + 1, passes))
+        by_hand = 2 / (1 + np.exp(2 * distance / passes**2))
+        assert expected_from_code == pytest.approx(by_hand, rel=1e-5)

@@ -345,3 +345,93 @@ def test_the_docs_page_needs_nothing_from_the_internet(server):
         assert connection.getresponse().status == 200, url
     status, schema = request(server, "GET", "/openapi.json")
     assert status == 200 and "/score" in schema["paths"] and "/explain" in schema["paths"]
+
+
+def _metric(address, name: str, **labels: str) -> float:
+    """A sample's value from /metrics (0 when absent)."""
+    connection = http.client.HTTPConnection(*address, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and line.split("{", 1)[1].split("}", 1)[0] == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_explain_needs_the_key_and_is_refused_when_overloaded(dlib_model, scorer):
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    service.explain = lambda data, name, aligned: time.sleep(1.5) or b"\x89PNG"  # a slow explanation
+    with running(service, ServiceLimits(max_decodes=1), api_key="k") as address:
+        assert request(address, "POST", "/explain", b"xx")[0] == 401
+        answers = []
+
+        def send():
+            connection = http.client.HTTPConnection(*address, timeout=60)
+            connection.request("POST", "/explain", body=b"image", headers={"X-API-Key": "k"})
+            response = connection.getresponse()
+            answers.append((response.status, response.getheader("retry-after")))
+
+        threads = [threading.Thread(target=send) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    statuses = sorted(status for status, _ in answers)
+    # One explains, one waits for its slot, the others are refused at once.
+    assert statuses.count(200) == 2 and statuses.count(503) == 3, answers
+    assert all(retry == "2" for status, retry in answers if status == 503)
+
+
+def test_a_streamed_body_over_the_limit_is_413(dlib_model, scorer):
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    with running(service, ServiceLimits(max_bytes=10_000)) as address:
+        connection = http.client.HTTPConnection(*address, timeout=60)
+        chunks = (b"x" * 4096 for _ in range(8))  # no Content-Length: chunked transfer
+        connection.request("POST", "/score", body=chunks, encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 413 and "limit" in json.loads(response.read())["error"]
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(dlib_model, scorer):
+    import socket
+
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    with running(service, ServiceLimits(read_timeout=0.5)) as address:
+        with socket.create_connection(address, timeout=30) as client:
+            client.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+            answer = b""
+            while b"}" not in answer and (chunk := client.recv(65536)):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive" in answer, answer
+
+
+def test_a_500_is_counted_in_the_metrics(dlib_model):
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 0.0, fail=True), {}, max_batch=1)
+    with running(service) as address:
+        before = _metric(address, "faceqan_requests_total", endpoint="/score", status="500")
+        [(status, _, _)] = _concurrently(address, 1, jpeg_bytes(face_rgb()))
+        assert status == 500
+        assert _metric(address, "faceqan_requests_total", endpoint="/score", status="500") == before + 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker's death, on purpose
+def test_a_dead_batcher_makes_ready_and_requests_answer_503_at_once(dlib_model, scorer):
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {}, max_batch=1)
+
+    def die(_size: int) -> None:
+        raise SystemExit("the worker thread ends here")  # outside the batch's own try: kills the worker
+
+    service._batcher.on_batch = None
+    with running(service) as address:
+        assert request(address, "GET", "/ready")[0] == 200
+        service._batcher.on_batch = die  # create_app set its own; replace it after
+        started = time.perf_counter()
+        status, payload = request(address, "POST", "/score", jpeg_bytes(face_rgb()))
+        assert status == 503 and "not scoring" in payload["error"]  # the request that was waiting
+        assert request(address, "GET", "/ready")[0] == 503
+        started = time.perf_counter()
+        status, _ = request(address, "POST", "/score", jpeg_bytes(face_rgb()))
+        assert status == 503 and time.perf_counter() - started < 1.0  # fails fast, never blocks
+        assert request(address, "POST", "/explain", jpeg_bytes(face_rgb()))[0] == 503
+        assert _metric(address, "faceqan_requests_total", endpoint="/score", status="503") == 2

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -21,6 +22,10 @@ Result = TypeVar("Result")
 
 class Overloaded(RuntimeError):
     """More items are waiting than the batcher accepts: refuse now rather than queue without end."""
+
+
+class Stopped(RuntimeError):
+    """The batcher's worker is not running (closed, or died): nothing handed in would be answered."""
 
 
 class Batcher(Generic[Item, Result]):
@@ -39,13 +44,22 @@ class Batcher(Generic[Item, Result]):
         self.pending = 0  # items handed in and not yet answered
         self._count_lock = threading.Lock()
         self._jobs: queue.Queue[tuple[list[Item], Future] | None] = queue.Queue()
+        self._closed = False
         self._worker = threading.Thread(target=self._work, daemon=True, name="faceqan-batcher")
         self._worker.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether jobs handed in now will be run: not closed, and the worker thread still running."""
+        return not self._closed and self._worker.is_alive()
+
     def submit(self, items: list[Item]) -> list[Result]:
-        """The results for ``items``, in order, once their batch has run (its error if it failed)."""
+        """The results for ``items``, in order, once their batch has run (its error if it failed);
+        Stopped at once when the worker is closed or dead, and as soon as it dies while waiting."""
         if not items:
             return []
+        if not self.alive:
+            raise Stopped("the scoring worker is not running")
         with self._count_lock:
             if self.max_pending is not None and self.pending + len(items) > self.max_pending:
                 raise Overloaded(f"{self.pending} faces are waiting to be scored (at most {self.max_pending})")
@@ -53,13 +67,19 @@ class Batcher(Generic[Item, Result]):
         future: Future = Future()
         try:
             self._jobs.put((items, future))
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=0.5)
+                except FutureTimeout:
+                    if not self._worker.is_alive() and not future.done():
+                        raise Stopped("the scoring worker stopped before this job ran") from None
         finally:
             with self._count_lock:
                 self.pending -= len(items)
 
     def close(self) -> None:
-        """Stop the worker after the jobs already handed in."""
+        """Stop the worker after the jobs already handed in; later submits raise Stopped."""
+        self._closed = True
         self._jobs.put(None)
         self._worker.join()
 

@@ -20,10 +20,11 @@ import hmac
 import logging
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
-from ..batcher import Overloaded
+from ..batcher import Overloaded, Stopped
 from ..extras import require
 from .core import QualityService, RequestError
 
@@ -92,11 +93,36 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     @app.middleware("http")
     async def count(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
-        endpoint = request.url.path if request.url.path in ("/score", "/health", "/ready", "/metrics", "/") else "other"
-        requests.labels(endpoint, str(response.status_code)).inc()
-        latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+        endpoint = request.url.path if request.url.path in ("/score", "/explain", "/health", "/ready", "/metrics", "/") else "other"
+        status = "500"  # an exception escaping here is answered 500 by the outer error middleware
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            requests.labels(endpoint, status).inc()
+            latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    @asynccontextmanager
+    async def decode_slot():
+        """One of ``max_decodes`` slots for decoding and detecting (and explaining); as many requests
+        more may wait for one, any further one is refused (Overloaded: 503)."""
+        if decodes.locked() and waiting["decode"] >= limits.max_decodes:
+            raise Overloaded(f"{waiting['decode']} uploads are waiting to be decoded")
+        waiting["decode"] += 1
+        try:
+            await decodes.acquire()
+        finally:
+            waiting["decode"] -= 1
+        try:
+            yield
+        finally:
+            decodes.release()
+
+    def unavailable(exc: Exception) -> JSONResponse:
+        if isinstance(exc, Stopped):
+            return error(503, f"not scoring: {exc}", {"Retry-After": str(limits.retry_after)})
+        return error(503, f"overloaded: {exc}; retry later", {"Retry-After": str(limits.retry_after)})
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -139,6 +165,8 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def score(request: Request):
         if not authorised(request):
             return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+        if not service.ready:  # fail fast: nothing handed in now would be scored
+            return unavailable(Stopped("the scoring worker is not running"))
         started = time.perf_counter()
         query = request.query_params
         try:
@@ -149,17 +177,8 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
 
             async def one(name: str, data: bytes) -> list[dict]:
-                if decodes.locked() and waiting["decode"] >= limits.max_decodes:
-                    raise Overloaded(f"{waiting['decode']} uploads are waiting to be decoded")
-                waiting["decode"] += 1
-                try:
-                    await decodes.acquire()
-                finally:
-                    waiting["decode"] -= 1
-                try:
+                async with decode_slot():
                     return await run_in_threadpool(service.score, data, name, policy, aligned)
-                finally:
-                    decodes.release()
 
             left = limits.deadline - (time.perf_counter() - started)
             try:
@@ -168,8 +187,8 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
                 return error(504, f"not scored within the {limits.deadline:g} s deadline")
         except RequestError as exc:
             return error(int(exc.status), str(exc))
-        except Overloaded as exc:
-            return error(503, f"overloaded: {exc}; retry later", {"Retry-After": str(limits.retry_after)})
+        except (Overloaded, Stopped) as exc:
+            return unavailable(exc)
         rows = [row for file_rows in per_file for row in file_rows]
         faces.inc(sum(row["status"] == "ok" for row in rows))
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
@@ -179,13 +198,20 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def explain(request: Request):
         if not authorised(request):
             return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
+        if not service.ready:
+            return unavailable(Stopped("the scoring worker is not running"))
         try:
-            data = await asyncio.wait_for(read_body(request), limits.read_timeout)
+            try:
+                data = await asyncio.wait_for(read_body(request), limits.read_timeout)
+            except asyncio.TimeoutError:
+                return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
             aligned = _flag(request.query_params.get("aligned", "0"))
-            async with decodes:
+            async with decode_slot():
                 png = await asyncio.wait_for(run_in_threadpool(service.explain, data, request.query_params.get("name", "upload"), aligned), limits.deadline)
         except RequestError as exc:
             return error(int(exc.status), str(exc))
+        except Overloaded as exc:
+            return unavailable(exc)
         except asyncio.TimeoutError:
             return error(504, f"not explained within the {limits.deadline:g} s deadline")
         return Response(png, media_type="image/png")
@@ -202,6 +228,8 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
 
     @app.get("/ready", summary="The model is loaded and scoring")
     async def ready():
+        if not service.ready:
+            return JSONResponse({"status": "not ready", "reason": "the scoring worker is not running"}, status_code=503)
         return {"status": "ready", "model": service.model.spec.name, "settings": service.settings, "queued_faces": service.queued}
 
     @app.get("/metrics", summary="Prometheus metrics")

@@ -71,6 +71,11 @@ class QualityService:
         return FacePreparer(self.model.spec, aligned, faces, **self.preparer_options)  # type: ignore[arg-type]
 
     @property
+    def ready(self) -> bool:
+        """Whether requests can be scored now (the batcher's worker is running)."""
+        return self._batcher.alive
+
+    @property
     def queued(self) -> int:
         """Faces handed in and not yet scored."""
         return self._batcher.pending
