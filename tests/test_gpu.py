@@ -27,8 +27,9 @@ def test_scores_on_cuda_match_the_cpu(tiny_net, tiny_images, variant):
     cpu = FaceQAN(tiny_net, eps=0.01, steps=3, copies=4, variant=variant)(tiny_images)
     gpu_net = type(tiny_net)().eval().to(DEVICE)  # same seed, same weights
     gpu = FaceQAN(gpu_net, eps=0.01, steps=3, copies=4, variant=variant)(tiny_images.to(DEVICE))
-    # The noise is drawn on the CPU for both; a sign step may flip where a gradient is ~0.
-    np.testing.assert_allclose(gpu.quality.cpu().numpy(), cpu.quality.numpy(), rtol=2e-3)
+    # The noise is drawn on the CPU for both; a sign step may flip where a gradient is ~0. An
+    # absolute bound too: on an H200 a Q of 0.0037 (official variant) came out 1.4e-5 apart.
+    np.testing.assert_allclose(gpu.quality.cpu().numpy(), cpu.quality.numpy(), rtol=2e-3, atol=1e-4)
 
 
 def test_sface_batch_on_cuda_matches_the_cpu():
