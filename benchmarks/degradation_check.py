@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,8 +23,7 @@ from faceqan.models import create_model
 from faceqan.methods import create_method
 from faceqan.pipeline import score_batch
 
-from faceqan.shared_data import lfw as shared_lfw
-from faceqan.shared_data import require
+from faceqan.shared_data import given_or_shared_lfw
 
 
 def degrade(rgb: np.ndarray) -> np.ndarray:
@@ -44,7 +42,7 @@ def main() -> None:
     parser.add_argument("--lfw", default=None, help="LFW folder (default: the shared data, $FACEQAN_SHARED)")
     args = parser.parse_args()
 
-    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    lfw = given_or_shared_lfw(args.lfw)
     paths = read_lfw_pairs(lfw / "pairs.txt").images[: args.images]
     model = create_model(args.model)
     method = create_method("faceqan", model, eps=args.eps, variant=args.variant)

@@ -23,8 +23,7 @@ from faceqan.evaluation.protocols import read_lfw_pairs
 from faceqan.evaluation.verification import fixed_threshold_accuracy, fold_accuracy
 from faceqan.faces.prepare import FacePreparer
 from faceqan.models import create_model
-from faceqan.shared_data import lfw as shared_lfw
-from faceqan.shared_data import require
+from faceqan.shared_data import given_or_shared_lfw
 
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     parser.add_argument("--aligned-root", default=None, help="folder of pre-aligned copies, <Name>/<file> (skips detection)")
     args = parser.parse_args()
 
-    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    lfw = given_or_shared_lfw(args.lfw)
     protocol = read_lfw_pairs(lfw / args.pairs)
     paths = protocol.images
     if args.aligned_root:

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceqan.shared_data import lfw as shared_lfw
-from faceqan.shared_data import require
+from faceqan.evaluation.protocols import read_lfw_pairs
+from faceqan.shared_data import given_or_shared_lfw
 
 KINDS = ("blur", "noise", "downscale", "jpeg", "occlusion", "brightness")
 
@@ -55,25 +55,13 @@ def degrade(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown degradation {kind!r}")
 
 
-def pair_images(protocol: Path) -> set[tuple[str, int]]:
-    """(name, number) of every image a pairs file refers to (View 1 or View 2 format)."""
-    images = set()
-    for line in protocol.read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) == 3:
-            images |= {(fields[0], int(fields[1])), (fields[0], int(fields[2]))}
-        elif len(fields) == 4:
-            images |= {(fields[0], int(fields[1])), (fields[2], int(fields[3]))}
-    return images
-
-
-def extra_pool(lfw: Path) -> list[tuple[str, int]]:
+def extra_pool(lfw: Path) -> list[Path]:
     """LFW images in neither View 1 file whose person is not among View 1's test people."""
-    view1_train, view1_test = pair_images(lfw / "pairsDevTrain.txt"), pair_images(lfw / "pairsDevTest.txt")
-    test_people = {name for name, _ in view1_test}
-    folder = lfw / "images_deepfunneled"
-    present = {(path.parent.name, int(path.stem[-4:])) for path in folder.glob("*/*.jpg")}
-    return sorted(image for image in present - view1_train - view1_test if image[0] not in test_people)
+    train, test = (read_lfw_pairs(lfw / name) for name in ("pairsDevTrain.txt", "pairsDevTest.txt"))
+    view1 = {Path(image) for image in train.images + test.images}
+    test_people = {Path(image).parent.name for image in test.images}
+    present = sorted((lfw / "images_deepfunneled").glob("*/*.jpg"), key=lambda path: (path.parent.name, path.name))
+    return [path for path in present if path not in view1 and path.parent.name not in test_people]
 
 
 def main() -> None:
@@ -83,14 +71,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool", choices=("view1-train", "extra"), default="view1-train")
     args = parser.parse_args()
-    args.lfw = args.lfw or require(shared_lfw)
+    args.lfw = given_or_shared_lfw(args.lfw)
     if args.pool == "extra":
-        entries = extra_pool(args.lfw)
+        originals = extra_pool(args.lfw)
         copies_dir, listing = "degraded_extra", "images_extra.txt"
     else:
         entries = [line.split() for line in (args.lfw / "pairsDevTrain-images.txt").read_text().splitlines() if line.strip()]
+        originals = [args.lfw / "images_deepfunneled" / name / f"{name}_{int(number):04d}.jpg" for name, number in entries]
         copies_dir, listing = "degraded", "images.txt"
-    originals = [args.lfw / "images_deepfunneled" / name / f"{name}_{int(number):04d}.jpg" for name, number in entries]
     rng = np.random.default_rng(args.seed)
     copies = []
     for path in originals:

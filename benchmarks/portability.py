@@ -99,9 +99,9 @@ def main() -> None:
         return worker(args.model, json.loads(Path(args.worker).read_text()), args.out)
     levels = args.levels or supported_levels()
     if args.images:
-        from faceqan.shared_data import lfw, require
+        from faceqan.shared_data import given_or_shared_lfw
 
-        paths = lfw_images(args.lfw or require(lfw), args.images)
+        paths = lfw_images(given_or_shared_lfw(args.lfw), args.images)
     else:
         paths = []
     print(f"model {args.model}, demo samples + {len(paths)} LFW images, levels {', '.join(levels)}", flush=True)

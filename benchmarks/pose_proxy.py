@@ -23,8 +23,7 @@ from faceqan.evaluation.datasets import load_protocol
 from faceqan.faces.decode import decode_image
 from faceqan.faces.detect import YuNetDetector
 
-from faceqan.shared_data import lfw as shared_lfw
-from faceqan.shared_data import require
+from faceqan.shared_data import given_or_shared_lfw
 
 
 def yaw_proxy(landmarks: np.ndarray) -> float:
@@ -40,7 +39,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/pose_proxy.csv")
     parser.add_argument("--max-images", type=int, default=None, help="only the protocol's first N images")
     args = parser.parse_args()
-    lfw = Path(args.lfw) if args.lfw else require(shared_lfw)
+    lfw = given_or_shared_lfw(args.lfw)
     images = load_protocol(str(lfw / "pairs.txt"), max_images=args.max_images).images
     detector = YuNetDetector(refine_landmarks=False)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,11 @@ def require(finder: Callable[[], Path]) -> Path:
         raise SystemExit(f"error: {missing}") from None
 
 
+def given_or_shared_lfw(given: str | Path | None) -> Path:
+    """A script's ``--lfw`` folder if given, else the shared LFW (missing: one line, exit 1)."""
+    return Path(given) if given else require(lfw)
+
+
 if __name__ == "__main__":  # for shell scripts: python -m faceqan.shared_data lfw
     import sys
 
