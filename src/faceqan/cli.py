@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from .version import __version__
 from .algorithm import VARIANTS
 from .allocator import keep_freed_memory
 from .faces.decode import DEFAULT_MAX_PIXELS

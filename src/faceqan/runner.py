@@ -41,7 +41,7 @@ def provenance() -> dict:
     import numpy as np
     import torch
 
-    from . import __version__
+    from .version import __version__
 
     return {"faceqan": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
@@ -50,7 +50,7 @@ def scoring_settings(model_name: str, model: FaceModel, method: QualityMethod, p
     """Everything that decides a run's rows: the faceqan version, the model (name, the options
     that read its file, a hash of its weights), the method's options and the face preparation
     (``FacePreparer.settings()``). A resume must match them all."""
-    from . import __version__
+    from .version import __version__
 
     model_part = {"model": model_name, "model_options": model_options or {}, "model_sha256": model.fingerprint()}
     return {"faceqan": __version__, **model_part, **method.settings(), **preparation}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..cache import ResultCache
 from ..devices import resolve_device
 from ..embedding import EmbeddingMethod

@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
 
-# The standard insightface / ArcFace template for 112x112 crops, YuNet's point order.
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
-)
+from ..spec import ARCFACE_112
+
+__all__ = ["ARCFACE_112", "align_face", "similarity_matrix", "warp"]
 
 
 def similarity_matrix(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:

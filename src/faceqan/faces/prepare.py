@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import BadImageError, DecodeError, ItemError, ManyFacesError, NoFaceError
-from ..models.spec import ModelSpec
+from ..spec import ModelSpec
 from .align import align_face
 from .decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_image
 from .detect import LANDMARKS_GIVEN, YuNetDetector

@@ -15,8 +15,9 @@ from ..scale import builtin_scale
 from .base import QualityMethod
 from .baselines import EmbeddingNorm, FlipSimilarity, RandomQuality, SerFiq, Sharpness
 from .faceqan_method import FaceQANMethod
+from .student import StudentMethod
 
-__all__ = ["QualityMethod", "FaceQANMethod", "METHODS", "create_method", "list_methods", "register_method"]
+__all__ = ["QualityMethod", "FaceQANMethod", "StudentMethod", "METHODS", "create_method", "list_methods", "register_method"]
 
 METHODS: dict[str, type[QualityMethod]] = {}
 
@@ -26,8 +27,6 @@ def register_method(cls: type[QualityMethod]) -> type[QualityMethod]:
     METHODS[cls.name] = cls
     return cls
 
-
-from ..student.method import StudentMethod  # noqa: E402 (the student builds on .base)
 
 for _cls in (FaceQANMethod, StudentMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
     register_method(_cls)

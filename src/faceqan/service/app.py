@@ -26,6 +26,7 @@ from importlib import resources
 
 from ..batcher import Overloaded, Stopped
 from ..extras import require
+from ..version import __version__
 from .core import QualityService, RequestError
 
 log = logging.getLogger("faceqan.service")
@@ -75,7 +76,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     service._batcher.on_batch = batch_sizes.observe
     decodes = asyncio.Semaphore(limits.max_decodes)
     waiting = {"decode": 0}  # requests waiting for a decode slot (the event loop is one thread)
-    app = FastAPIOffline(title="faceqan", version=__import__("faceqan").__version__, summary="Face image quality (FaceQAN) for one FR model")
+    app = FastAPIOffline(title="faceqan", version=__version__, summary="Face image quality (FaceQAN) for one FR model")
 
     def error(status: int, message: str, headers: dict | None = None, error_id: str | None = None) -> JSONResponse:
         return JSONResponse({"error": message, "id": error_id or uuid.uuid4().hex[:12]}, status_code=status, headers=headers)

@@ -70,7 +70,7 @@ def distill(score_files: list[str], model: FaceModel, model_name: str, output: s
     labels = read_labels(score_files, model)
     preparer = FacePreparer(model.spec, aligned=bool(labels.teacher.get("aligned")), landmarks=labels.teacher.get("landmarks") or "refined")
     setting = {"kind": "student-features", "model_sha256": model.fingerprint(), **preparer.settings(), "format": 1}
-    from .. import __version__
+    from ..version import __version__
 
     rows = cached_values(labels.paths, preparer, FeatureMethod(model), ResultCache(cache, {**setting, "faceqan": __version__}), batch_size, progress)
     keep = [i for i, path in enumerate(labels.paths) if (rows.get(path) or {}).get("status") == "ok"]

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import QualityMethod
-from .features import features_and_embedding
-from .files import StudentFileError, builtin_student, load_student
+from ..student.features import features_and_embedding
+from ..student.files import StudentFileError, builtin_student, load_student
+from .base import QualityMethod
 
 
 class StudentMethod(QualityMethod):
