@@ -60,16 +60,23 @@ def write_settings(sidecar: Path, settings: dict) -> None:
     sidecar.write_text(json.dumps({**settings, "provenance": provenance()}, indent=1, sort_keys=True))
 
 
+def claim_output(output: Path, settings: dict, has_results: bool, resume: bool) -> None:
+    """The one resume rule of a local file and a Ray folder alike: an output without results gets
+    this run's settings beside it; one with results is refused unless ``resume``, and then only
+    continued by a run of the same settings."""
+    sidecar = settings_file(output)
+    if not has_results:
+        write_settings(sidecar, settings)
+    elif not resume:
+        raise RunError(f"{output} holds results: pass --resume to continue its run, or choose another output")
+    else:
+        check_same_settings(sidecar, settings, output)
+
+
 def check_resume(output: Path, settings: dict, resume: bool) -> set[str]:
     """Paths already done in ``output``; refuses to mix runs with different settings."""
-    sidecar = settings_file(output)
     existing = read_rows(output)
-    if not existing and not output.exists():
-        write_settings(sidecar, settings)
-        return set()
-    if not resume:
-        raise RunError(f"{output} exists: pass --resume to continue it, or choose another output")
-    check_same_settings(sidecar, settings, output)
+    claim_output(output, settings, bool(existing) or output.exists(), resume)
     return {row["path"] for row in existing}
 
 

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 
-from ..runner import RunError, check_same_settings, write_settings
-from ..sinks import FOLDER_PARTS, settings_file
+from ..runner import RunError, claim_output
+from ..sinks import FOLDER_PARTS
 
 
 class ParquetFolderSink(Datasink):
@@ -60,11 +60,5 @@ def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
     for leftover in folder.glob(".part-*.tmp"):  # a file being written when a run was killed
         leftover.unlink()
     parts = sorted(folder.glob(FOLDER_PARTS))
-    sidecar = settings_file(folder)
-    if parts and not resume:
-        raise RunError(f"{folder} holds results: pass --resume to continue its run, or choose another output")
-    if resume:
-        check_same_settings(sidecar, settings, folder)
-    else:
-        write_settings(sidecar, settings)
+    claim_output(folder, settings, bool(parts), resume)
     return {path for part in parts for path in pq.read_table(part, columns=["path"]).column("path").to_pylist()}
