@@ -123,3 +123,17 @@ def test_serfiq_is_the_papers_formula_by_hand():
         distance = sum(np.linalg.norm(embeddings[i] - embeddings[j]) for i in range(passes) for j in range(i + 1, passes))
         by_hand = 2 / (1 + np.exp(2 * distance / passes**2))
         assert expected_from_code == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_a_bare_callable_is_wrapped_once_in_the_method_contract(tiny_images):
+    from faceqan.methods.base import CallableMethod, as_method
+
+    def quality_only(images):
+        return {"quality": images.flatten(1).mean(1)}
+
+    method = as_method(quality_only)
+    assert isinstance(method, CallableMethod) and as_method(method) is method
+    assert method.device == torch.device("cpu") and method.output_columns[0] == "quality"
+    assert torch.equal(method(tiny_images)["quality"], quality_only(tiny_images)["quality"])
+    quality_only.output_columns, quality_only.columns = ("quality",), ("quality",)
+    assert as_method(quality_only).output_columns == ("quality",)

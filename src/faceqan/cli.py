@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_faceqan_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
-    serve.add_argument("--max-bytes", type=positive_int, default=20 * 1024 * 1024, help="largest accepted upload in bytes (default 20 MiB)")
+    serve.add_argument("--max-bytes", type=positive_int, default=None, help="largest accepted upload in bytes (default 20 MiB, ServiceLimits' own)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
     serve.add_argument("--max-queue", type=int, default=None, help="faces handed to scoring and not yet answered before requests get 503 + Retry-After (default: one batch on the CPU, two on a GPU)")
     serve.add_argument("--max-decodes", type=int, default=None, help="images decoded and detected at once (default: one per core); as many more may wait, then 503")
@@ -332,7 +332,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     batch = args.batch_size or (1 if on_cpu else method.default_batch_size())
     max_queue = args.max_queue if args.max_queue is not None else (batch if on_cpu else 2 * batch)
     service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **preparer_options)
-    limits = ServiceLimits(args.max_bytes, args.max_decodes or os.cpu_count() or 2, args.read_timeout, args.deadline)
+    limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, read_timeout=args.read_timeout, deadline=args.deadline)
+    if args.max_bytes is not None:
+        limits.max_bytes = args.max_bytes
     app = create_app(service, limits, api_key)
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

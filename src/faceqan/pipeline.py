@@ -16,13 +16,14 @@ import torch
 
 from .faces.prepare import FacePreparer, PreparedFace
 from .faces.video import expand_videos
+from .methods.base import QualityMethod, as_method
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 
-# A scoring method: a batch of aligned faces (N, 3, S, S) in [-1, 1] -> columns of N values
-# (a methods.QualityMethod, or any callable; its ``device`` attribute, if any, gets the batch).
-Method = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+# A scoring method: a methods.QualityMethod, or a bare callable (a batch of aligned faces
+# (N, 3, S, S) in [-1, 1] -> columns of N values) that ``as_method`` wraps once on the way in.
+Method = QualityMethod | Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
 def collect_inputs(inputs: Iterable[str | Path], frame_step: int = 1) -> list[str]:
@@ -115,7 +116,8 @@ def _method_columns(chips: list[np.ndarray], method: Method, device: torch.devic
 
 def score_batch(faces: list[PreparedFace], method: Method, limit: BatchLimit | None = None) -> list[dict]:
     """Result rows for one batch: the method's columns for ok faces, the error for others."""
-    device = torch.device(getattr(method, "device", "cpu"))
+    method = as_method(method)
+    device = method.device
     ok = [face for face in faces if face.chip is not None]
     values = iter(_method_columns([face.chip for face in ok], method, device, limit) if ok else [])
     rows = []
@@ -137,7 +139,7 @@ def score_stream(paths: Iterable[str], preparer: FacePreparer, method: Method, b
     """The one batch loop of every entry point: result rows batch by batch, the next batch
     prepared while this one is scored; a batch too large for the device's memory makes the
     batches after it smaller."""
-    limit = BatchLimit()
+    limit, method = BatchLimit(), as_method(method)
     for faces in prepared_batches(paths, preparer, batch_size):
         yield score_batch(faces, method, limit)
 

@@ -12,9 +12,10 @@ from tqdm import tqdm
 
 from .faces.prepare import FacePreparer
 from .methods import QualityMethod
+from .methods.base import as_method
 from .models.spec import FaceModel
 from .pipeline import Method, score_stream
-from .sinks import FACEQAN_COLUMNS, RowWriter, read_rows, row_columns, settings_file
+from .sinks import RowWriter, read_rows, row_columns, settings_file
 
 
 class RunError(Exception):
@@ -109,7 +110,8 @@ def run_scoring(
     todo = [p for p in paths if p not in done]
     summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
     start = time.perf_counter()
-    columns = row_columns(getattr(method, "output_columns", FACEQAN_COLUMNS))
+    method = as_method(method)
+    columns = row_columns(method.output_columns)
     with RowWriter(output, columns) as writer, tqdm(total=len(todo), unit="img", disable=not progress) as bar:
         try:
             for rows in score_stream(todo, preparer, method, batch_size):

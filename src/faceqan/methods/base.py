@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..algorithm import check_images, model_device
 from ..scale import QualityScale
+from ..sinks import FACEQAN_COLUMNS
 
 
 class QualityMethod(ABC):
@@ -82,3 +84,39 @@ class QualityMethod(ABC):
     def default_batch_size(self) -> int:
         """Images per batch: 32 on a GPU, 1 on the CPU (methods scored side by side say otherwise)."""
         return 32 if self.device.type != "cpu" else 1
+
+
+class CallableMethod(QualityMethod):
+    """A bare callable (a batch (N, 3, S, S) in [-1, 1] -> {column: N values}) behind the
+    QualityMethod contract; its ``device``, ``columns`` and ``output_columns`` attributes, where
+    it has them, say where batches go and what a row holds (default: the CPU, FaceQAN's columns).
+    Its output is used as it is."""
+
+    name = "callable"
+
+    def __init__(self, function: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> None:
+        super().__init__(None)
+        self.function = function
+        self.columns = tuple(getattr(function, "columns", ("quality",)))
+        self._device = torch.device(getattr(function, "device", "cpu"))
+        self._output_columns = getattr(function, "output_columns", None)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        # Without its own list, the row has FaceQAN's columns (what a FaceQAN-like scorer returns).
+        return tuple(self._output_columns) if self._output_columns is not None else FACEQAN_COLUMNS
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.function(images)
+
+    def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.function(images)
+
+
+def as_method(method: QualityMethod | Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> QualityMethod:
+    """``method`` itself, or a bare callable wrapped once in the contract (``CallableMethod``)."""
+    return method if isinstance(method, QualityMethod) else CallableMethod(method)

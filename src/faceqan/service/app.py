@@ -36,7 +36,7 @@ log = logging.getLogger("faceqan.service")
 class ServiceLimits:
     """What bounds the service's work (each enforced with its own status code)."""
 
-    max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond
+    max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond (the one place this default is written)
     max_decodes: int = 4  # images decoded and detected at once (each a thread); as many more may wait, then 503
     read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
     deadline: float = 120.0  # seconds for a whole request: 504 beyond

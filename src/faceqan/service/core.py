@@ -20,7 +20,6 @@ from ..methods import QualityMethod
 from ..models.spec import FaceModel
 from ..pipeline import BatchLimit, score_batch
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
 class RequestError(ValueError):
