@@ -137,3 +137,17 @@ def test_a_bare_callable_is_wrapped_once_in_the_method_contract(tiny_images):
     assert torch.equal(method(tiny_images)["quality"], quality_only(tiny_images)["quality"])
     quality_only.output_columns, quality_only.columns = ("quality",), ("quality",)
     assert as_method(quality_only).output_columns == ("quality",)
+
+
+def test_what_decides_a_score_is_listed_once_per_method(model):
+    """Each method's score_options are among its options; scales, resumes and distill read them."""
+    from faceqan.methods import METHODS, score_setting_keys
+
+    for name in METHODS:
+        if name == "faceqan-student":
+            continue  # needs a student for this model's weights (tests/test_student.py)
+        method = create_method(name, model)
+        assert set(method.score_options) <= set(method.options()), name
+        assert set(method.scale_settings()) == {"model_sha256", "method", *method.score_options}
+        assert set(method.scale_settings()) <= set(score_setting_keys())
+    assert {"eps", "seed", "passes", "student_sha256"} <= set(score_setting_keys()) and "student" not in score_setting_keys()

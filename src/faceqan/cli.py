@@ -184,12 +184,11 @@ def _model(args: argparse.Namespace):
     return create_model(args.model, resolve_device(args.device), **_file_options(args))
 
 
-METHOD_OPTIONS = ("eps", "steps", "copies", "power", "variant", "seed", "student")
-
-
 def _method_choice(args: argparse.Namespace, name: str = "faceqan") -> tuple[str, dict]:
     """The method's name and the options given on the command line (None: not given)."""
-    options = {key: getattr(args, key) for key in METHOD_OPTIONS}
+    from .methods import given_options
+
+    options = given_options(vars(args))
     if name == "faceqan" and options["student"] is not None:
         name = "faceqan-student"  # --student FILE alone picks the student
     return name, options
@@ -473,6 +472,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.run import EvaluationConfig, run_evaluation
+    from .methods import given_options
 
     if args.model != "dlib":
         raise ValueError("evaluate takes its models from --comparison-model and --quality-model (names or model files); --model does not apply here")
@@ -480,7 +480,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvaluationConfig(
         protocol=args.protocol, protocol_kind=args.protocol_kind, identity_from=args.identity_from, methods=args.method, quality_csv=args.quality_csv,
         all_pairs=args.all_pairs, max_images=args.max_images, comparison_model=args.comparison_model, quality_model=args.quality_model, model_options=model_options,
-        method_options={key: getattr(args, key) for key in METHOD_OPTIONS}, landmarks=args.landmarks, aligned=args.aligned, fmr=args.fmr,
+        method_options=given_options(vars(args)), landmarks=args.landmarks, aligned=args.aligned, fmr=args.fmr,
         edc_limit=args.edc_limit, edc_start_fnmr=args.edc_start_fnmr, pair_quality=args.pair_quality, bootstrap=args.bootstrap,
         random_seeds=args.random_seeds, out=args.out, cache=args.cache, device=args.device, batch_size=args.batch_size, quiet=args.quiet,
     )  # fmt: skip

@@ -65,18 +65,17 @@ def builtin_scale(model_name: str, settings: dict) -> QualityScale | None:
     return None
 
 
-SCALE_KEYS = ("model_sha256", "method", "eps", "steps", "copies", "power", "variant", "seed", "student_sha256")
-
-
 def fit_scale(score_files: list[str | Path], reference: str) -> QualityScale:
     """A scale from the ok rows of ``faceqan score`` outputs made with one model and setting."""
-    values, settings = [], None
+    from .methods import score_setting_keys  # the methods use scales: import them when fitting
+
+    keys, values, settings = score_setting_keys(), [], None
     for file in score_files:
         sidecar = settings_file(file)
         if not sidecar.exists():
             raise ValueError(f"{file}: no {sidecar.name} beside it; a scale needs `faceqan score` outputs")
         run = json.loads(sidecar.read_text())
-        run = {key: run[key] for key in SCALE_KEYS if key in run}
+        run = {key: run[key] for key in keys if key in run}
         if settings is not None and run != settings:
             raise ValueError(f"{file}: made with other settings than the other files ({run} vs {settings})")
         settings = run

@@ -17,7 +17,7 @@ from .baselines import EmbeddingNorm, FlipSimilarity, RandomQuality, SerFiq, Sha
 from .faceqan_method import FaceQANMethod
 from .student import StudentMethod
 
-__all__ = ["QualityMethod", "FaceQANMethod", "StudentMethod", "METHODS", "create_method", "list_methods", "register_method"]
+__all__ = ["QualityMethod", "FaceQANMethod", "StudentMethod", "METHODS", "create_method", "given_options", "list_methods", "register_method", "score_setting_keys"]
 
 METHODS: dict[str, type[QualityMethod]] = {}
 
@@ -34,6 +34,18 @@ for _cls in (FaceQANMethod, StudentMethod, SerFiq, FlipSimilarity, EmbeddingNorm
 
 def list_methods() -> list[str]:
     return list(METHODS)
+
+
+def score_setting_keys() -> tuple[str, ...]:
+    """The one list of what decides a score in a run's settings, besides face preparation: the
+    model's weights, the method, and the ``score_options`` of every registered method."""
+    return ("model_sha256", "method", *sorted({key for cls in METHODS.values() for key in cls.score_options}))
+
+
+def given_options(values: dict) -> dict:
+    """Of ``values`` (a command line's, say), those that some registered method takes as an option."""
+    accepted = {option for name in METHODS for option in method_options(name)}
+    return {key: value for key, value in values.items() if key in accepted}
 
 
 def method_options(name: str) -> list[str]:

@@ -26,6 +26,9 @@ class QualityMethod(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""  # one line for `faceqan methods`
     columns: ClassVar[tuple[str, ...]] = ("quality",)
+    # The keys of ``options()`` that decide a score (with the model's weights and the method's name):
+    # what resumes, scales and distillation compare. A student's file path does not; its hash does.
+    score_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module | None) -> None:
         self.model = model
@@ -37,9 +40,11 @@ class QualityMethod(ABC):
         return (*self.columns, "quality_0_100") if "quality" in self.columns else self.columns
 
     def scale_settings(self) -> dict:
-        """What a 0-100 scale must have been fitted for: the model's weights and the method's settings."""
+        """What decides this method's scores, so what a 0-100 scale must have been fitted for: the
+        model's weights, the method and its ``score_options``."""
         fingerprint = getattr(self.model, "fingerprint", None)
-        return {"model_sha256": fingerprint() if fingerprint else None, **self.settings()}
+        options = self.options()
+        return {"model_sha256": fingerprint() if fingerprint else None, "method": self.name, **{key: options[key] for key in self.score_options}}
 
     def use_scale(self, scale: QualityScale) -> None:
         """Report quality on ``scale`` too; refused when the scale belongs to other weights or settings."""

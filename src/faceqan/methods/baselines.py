@@ -75,6 +75,8 @@ class RandomQuality(QualityMethod):
         values = [torch.rand((), generator=torch.Generator().manual_seed((key + self.seed * 7919) % (1 << 63))) for key in keys]
         return {"quality": torch.stack(values)}
 
+    score_options = ("seed",)
+
     def options(self) -> dict:
         return {"seed": self.seed}
 
@@ -121,6 +123,8 @@ class SerFiq(QualityMethod):
         # The paper's 2 / m^2 * sum over i < j equals the sum over all (i, j) / m^2.
         spread = torch.cdist(embeddings, embeddings).sum(dim=(1, 2)) / self.passes**2
         return {"quality": 2 * torch.sigmoid(-spread)}
+
+    score_options = ("passes", "dropout", "seed")
 
     def options(self) -> dict:
         return {"passes": self.passes, "dropout": self.dropout, "seed": self.seed}

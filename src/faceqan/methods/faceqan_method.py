@@ -35,6 +35,8 @@ class FaceQANMethod(QualityMethod):
         parts = self.scorer(images)
         return {name: getattr(parts, name) for name in self.columns}
 
+    score_options = ("eps", "steps", "copies", "power", "variant", "seed")
+
     def options(self) -> dict:
         s = self.scorer
         return {"eps": s.eps, "steps": s.steps, "copies": s.copies, "power": s.power, "variant": s.variant, "seed": s.seed}

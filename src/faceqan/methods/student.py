@@ -50,6 +50,8 @@ class StudentMethod(QualityMethod):
         q_adv = torch.from_numpy(self.head.predict(features[:n].cpu().double().numpy()).astype(np.float32)).to(flip_sim.device)
         return {"quality": (q_adv * flip_sim).clamp_min(0) ** self.power, "flip_sim": flip_sim, "q_adv": q_adv}
 
+    score_options = ("student_sha256",)
+
     def options(self) -> dict:
         return {"student": str(self.path), "student_sha256": self.sha256}
 

@@ -13,13 +13,14 @@ from ..cache import ResultCache
 from ..evaluation.evaluate import cached_values
 from ..faces.prepare import FacePreparer
 from ..methods.base import QualityMethod
+from ..methods.faceqan_method import FaceQANMethod
 from ..models.spec import FaceModel
 from ..sinks import read_rows, settings_file
 from .features import features_and_embedding
 from .files import save_student
 from .head import RidgeHead, fit_head
 
-TEACHER_KEYS = ("eps", "steps", "copies", "power", "variant", "seed", "landmarks", "aligned")
+TEACHER_KEYS = (*FaceQANMethod.score_options, "landmarks", "aligned")  # what the labels depend on
 
 
 class FeatureMethod(QualityMethod):
