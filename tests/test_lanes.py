@@ -66,3 +66,17 @@ def test_default_cpu_batch_follows_the_models_measured_lanes(two_threads, tiny_n
     assert create_method("faceqan", FaceModel(tiny_net, SFACE_SPEC)).default_batch_size() == 1  # measured no faster, 500 MB more per lane
     assert create_method("faceqan", tiny_net).default_batch_size() == 1
     assert create_method("flip", FaceModel(tiny_net, DLIB_SPEC)).default_batch_size() == 1
+
+
+def test_a_thread_started_after_the_lanes_gets_the_process_thread_count(two_threads):
+    """torch.set_num_threads in a lane also sets what later threads start with (the service's
+    /explain threads ran on one thread); the lanes keep their share, later threads the whole."""
+    total = torch.get_num_threads()
+    lanes = CpuLanes()
+    shares = lanes.map(lambda _: torch.get_num_threads(), range(2))
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert later == [total] and torch.get_num_threads() == total
+    assert shares == [total // 2] * 2 and lanes.map(lambda _: torch.get_num_threads(), range(2)) == shares

@@ -32,7 +32,19 @@ class CpuLanes:
         lanes = self.count(len(items))
         if lanes == 1:
             return [function(item) for item in items]
+        total = torch.get_num_threads()
         if lanes not in self._pools:
-            threads = max(1, torch.get_num_threads() // lanes)
-            self._pools[lanes] = ThreadPoolExecutor(lanes, "faceqan-lane", initializer=torch.set_num_threads, initargs=(threads,))
-        return list(self._pools[lanes].map(function, items))
+            self._pools[lanes] = ThreadPoolExecutor(lanes, "faceqan-lane", initializer=_start_lane, initargs=(max(1, total // lanes),))
+        try:
+            return list(self._pools[lanes].map(function, items))
+        finally:
+            # torch.set_num_threads also sets the count every thread started later begins with:
+            # a lane starting gave it its own share; give the process its count back.
+            torch.set_num_threads(total)
+
+
+def _start_lane(threads: int) -> None:
+    """A lane thread's share of the intra-op threads, fixed for this thread: reading the count
+    makes torch settle it now, so that the process-wide value given back later does not reach it."""
+    torch.set_num_threads(threads)
+    torch.get_num_threads()
