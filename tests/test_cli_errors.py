@@ -22,6 +22,8 @@ BAD_ARGUMENTS = [
     ("score: missing scale file", ["score", "FACE", "-o", "TMP/out.csv", "--scale", "TMP/missing.json"]),
     ("score: no batch", ["score", "FACE", "-o", "TMP/out.csv", "--batch-size", "0"]),
     ("serve: public address without a key", ["serve", "--host", "0.0.0.0", "--port", "0"]),
+    ("serve: empty API key file", ["serve", "--api-key-file", "TMP/empty.key", "--port", "0"]),
+    ("serve: missing API key file", ["serve", "--api-key-file", "TMP/missing.key", "--port", "0"]),
     ("serve: unknown model", ["serve", "--model", "no-such-model", "--port", "0"]),
     ("calibrate: a student", ["calibrate", "FACE", "--student", "STUDENT"]),
     ("calibrate: no face", ["calibrate", "TMP/empty"]),
@@ -39,6 +41,7 @@ BAD_ARGUMENTS = [
 def test_a_bad_argument_gets_one_line_and_exit_code_2(name, arguments, tmp_path, capsys):
     face = write_face_folder(tmp_path / "faces", count=1)[0]
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.key").write_text("\n")
     student = Path(faceqan.__file__).parent / "student" / "builtin" / "dlib.pt"
     given = {"FACE": str(face), "STUDENT": str(student)}
     argv = [given.get(arg, arg.replace("TMP", str(tmp_path))) for arg in arguments]
@@ -49,3 +52,10 @@ def test_a_bad_argument_gets_one_line_and_exit_code_2(name, arguments, tmp_path,
     message = captured.err.strip().splitlines()
     assert message and (message[-1].startswith("faceqan") or message[-1].startswith("usage") or "error:" in message[-1]), captured.err
     assert not Path(tmp_path / "student.pt").exists() and not Path(tmp_path / "scale.json").exists()
+
+
+def test_the_api_key_file_gives_its_first_line(tmp_path):
+    from faceqan.cli import _key_from_file
+
+    (tmp_path / "key").write_text("  s3cret  \nignored\n")
+    assert _key_from_file(str(tmp_path / "key")) == "s3cret" and _key_from_file(None) is None

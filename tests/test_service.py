@@ -213,6 +213,10 @@ def test_the_api_key_is_required_when_set(dlib_model, scorer):
         assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"X-API-Key": "s3cret"})[0] == 200
         assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"Authorization": "Bearer s3cret"})[0] == 200
         assert request(address, "GET", "/health")[0] == 200  # health needs no key
+        status, anonymous = request(address, "GET", "/ready")
+        assert status == 200 and anonymous == {"status": "ready", "queued_faces": 0}  # no settings, no file paths
+        status, detailed = request(address, "GET", "/ready", headers={"X-API-Key": "s3cret"})
+        assert status == 200 and "settings" in detailed and detailed["model"] == "dlib"
 
 
 def test_concurrent_uploads_all_get_their_own_answer(server):

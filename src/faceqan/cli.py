@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .version import __version__
 from .algorithm import VARIANTS
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
     serve.add_argument("--grace", type=float, default=30.0, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default 30)")
-    serve.add_argument("--api-key", default=None, help="require this key on /score (X-API-Key header or Authorization: Bearer); default $FACEQAN_API_KEY")
+    serve.add_argument("--api-key", default=None, help="require this key on /score (X-API-Key header or Authorization: Bearer); default $FACEQAN_API_KEY (a key on the command line shows in `ps`: prefer --api-key-file)")
+    serve.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from this file (its first line)")
     serve.add_argument("--insecure", action="store_true", help="allow listening on a non-loopback address without an API key")
     _add_face_options(serve)
     serve.add_argument("--quiet", action="store_true", help="no request log")
@@ -305,6 +307,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _key_from_file(path: str | None) -> str | None:
+    """The API key in ``path`` (its first line), if a file is named; an empty file is refused."""
+    if path is None:
+        return None
+    lines = Path(path).read_text().splitlines()
+    if not lines or not lines[0].strip():
+        raise ValueError(f"{path}: the API key file is empty")
+    return lines[0].strip()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
     import signal
@@ -316,7 +328,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service.app import ServiceLimits, create_app
 
     uvicorn = require("uvicorn", "serve", "faceqan serve")
-    api_key = args.api_key or os.environ.get("FACEQAN_API_KEY") or None
+    api_key = args.api_key or _key_from_file(args.api_key_file) or os.environ.get("FACEQAN_API_KEY") or None
     if not _is_loopback(args.host) and api_key is None and not args.insecure:
         raise ValueError(f"listening on {args.host} without an API key: set --api-key (or FACEQAN_API_KEY), or pass --insecure")
     model = _model(args)

@@ -227,11 +227,14 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def health():
         return {"status": "ok"}
 
-    @app.get("/ready", summary="The model is loaded and scoring")
-    async def ready():
+    @app.get("/ready", summary="The model is loaded and scoring (with its settings for a caller holding the key)")
+    async def ready(request: Request):
         if not service.ready:
             return JSONResponse({"status": "not ready", "reason": "the scoring worker is not running"}, status_code=503)
-        return {"status": "ready", "model": service.model.spec.name, "settings": service.settings, "queued_faces": service.queued}
+        answer = {"status": "ready", "queued_faces": service.queued}
+        if authorised(request):  # settings name files (model, student): only for the key's holder
+            answer.update(model=service.model.spec.name, settings=service.settings)
+        return answer
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics():
