@@ -439,3 +439,73 @@ def test_a_dead_batcher_makes_ready_and_requests_answer_503_at_once(dlib_model, 
         assert status == 503 and time.perf_counter() - started < 1.0  # fails fast, never blocks
         assert request(address, "POST", "/explain", jpeg_bytes(face_rgb()))[0] == 503
         assert _metric(address, "faceqan_requests_total", endpoint="/score", status="503") == 2
+
+
+def test_bodies_held_across_requests_are_bounded(dlib_model, scorer):
+    import socket
+
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    with running(service, ServiceLimits(max_bytes=90_000, max_buffered_bytes=100_000)) as address:
+        with socket.create_connection(address, timeout=30) as slow:  # declares 80 kB, sends 10 bytes
+            slow.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 80000\r\n\r\n" + b"x" * 10)
+            time.sleep(0.3)
+            status, payload = request(address, "POST", "/score", b"y" * 30_000)
+            assert status == 503 and "bytes of uploads are held" in payload["error"]
+        time.sleep(0.3)  # the slow client went away: its share is given back
+        assert request(address, "POST", "/score", b"y" * 30_000)[0] == 200
+
+
+def test_a_full_queue_refuses_before_the_body_arrives(dlib_model):
+    import socket
+
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 2.0), {}, max_batch=1, max_queue=1)
+    with running(service, ServiceLimits(read_timeout=30)) as address:
+        busy = threading.Thread(target=_concurrently, args=(address, 1, jpeg_bytes(face_rgb())))
+        busy.start()
+        while service.queued == 0:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        with socket.create_connection(address, timeout=30) as client:  # headers only, no body
+            client.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            answer = b""
+            while b"}" not in answer and (chunk := client.recv(65536)):
+                answer += chunk
+            waited = time.perf_counter() - started
+        busy.join()
+    assert answer.startswith(b"HTTP/1.1 503") and b"faces are waiting" in answer and waited < 1.5, answer
+
+
+def test_connections_beyond_max_connections_get_503(dlib_model):
+    import socket
+
+    import uvicorn
+
+    from faceqan.cli import build_parser, uvicorn_config
+
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 1.5), {}, max_batch=1)
+    args = build_parser().parse_args(["serve", "--max-connections", "2", "--quiet"])  # uvicorn counts the connection itself
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn_config(create_app(service), args))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        statuses = []
+
+        def send():
+            connection = http.client.HTTPConnection(*listener.getsockname()[:2], timeout=60)
+            connection.request("POST", "/score", body=jpeg_bytes(face_rgb()))
+            statuses.append(connection.getresponse().status)
+
+        first = threading.Thread(target=send)
+        first.start()
+        time.sleep(0.5)
+        send()
+        first.join()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        service.close()
+    assert sorted(statuses) == [200, 503]

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
     serve.add_argument("--max-queue", type=int, default=None, help="faces handed to scoring and not yet answered before requests get 503 + Retry-After (default: one batch on the CPU, two on a GPU)")
     serve.add_argument("--max-decodes", type=int, default=None, help="images decoded and detected at once (default: one per core); as many more may wait, then 503")
+    serve.add_argument("--max-connections", type=positive_int, default=512, help="uvicorn's limit_concurrency: connections plus requests in progress at once, 503 beyond (default 512)")
+    serve.add_argument("--max-buffered-bytes", type=positive_int, default=None, help="bytes of uploads held at once across requests before 503 (default 256 MiB)")
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
     serve.add_argument("--grace", type=float, default=30.0, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default 30)")
@@ -307,6 +309,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def uvicorn_config(app, args: argparse.Namespace):
+    """The ASGI server's settings for ``faceqan serve``: connections bounded (503 beyond), idle
+    keep-alives closed after 5 s, requests in flight given ``--grace`` seconds at shutdown."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, log_level="warning" if args.quiet else "info", timeout_keep_alive=5,
+        timeout_graceful_shutdown=args.grace, limit_concurrency=args.max_connections,
+    )  # fmt: skip
+
+
 def _key_from_file(path: str | None) -> str | None:
     """The API key in ``path`` (its first line), if a file is named; an empty file is refused."""
     if path is None:
@@ -346,13 +359,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, read_timeout=args.read_timeout, deadline=args.deadline)
     if args.max_bytes is not None:
         limits.max_bytes = args.max_bytes
+    if args.max_buffered_bytes is not None:
+        limits.max_buffered_bytes = args.max_buffered_bytes
     app = create_app(service, limits, api_key)
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
     listener.listen(2048)  # connections made before uvicorn starts wait in the backlog
     host, port = listener.getsockname()[:2]
-    config = uvicorn.Config(app, log_level="warning" if args.quiet else "info", timeout_keep_alive=5, timeout_graceful_shutdown=args.grace)
+    config = uvicorn_config(app, args)
     # uvicorn shuts down gracefully on SIGINT / SIGTERM (requests in flight get --grace seconds),
     # then raises the signal again for the handler it found: a no-op here, so the exit is 0.
     # Installed before the address is printed, so a signal right after it is graceful too.

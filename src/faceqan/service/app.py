@@ -20,7 +20,7 @@ import hmac
 import logging
 import time
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 
@@ -37,10 +37,36 @@ class ServiceLimits:
     """What bounds the service's work (each enforced with its own status code)."""
 
     max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond (the one place this default is written)
+    max_buffered_bytes: int = 256 * 1024 * 1024  # bodies held at once across requests: 503 beyond
     max_decodes: int = 4  # images decoded and detected at once (each a thread); as many more may wait, then 503
     read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
     deadline: float = 120.0  # seconds for a whole request: 504 beyond
     retry_after: int = 2  # seconds a 503 asks the client to wait
+
+
+class ByteBudget:
+    """The bytes of request bodies held at once, across requests (the event loop's one thread
+    counts them): a request that would pass ``limit`` is refused (Overloaded) instead of buffered."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    @contextmanager
+    def account(self):
+        """A ``take(n)`` for one request's bytes; everything it took is given back at the end."""
+        taken = 0
+
+        def take(count: int) -> None:
+            nonlocal taken
+            if self.held + count > self.limit:
+                raise Overloaded(f"{self.held} bytes of uploads are held already (at most {self.limit})")
+            self.held += count
+            taken += count
+
+        try:
+            yield take
+        finally:
+            self.held -= taken
 
 
 def _flag(value: str) -> bool:
@@ -75,6 +101,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     batch_sizes = prometheus.Histogram("faceqan_batch_faces", "faces per scoring batch", registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
     service._batcher.on_batch = batch_sizes.observe
     decodes = asyncio.Semaphore(limits.max_decodes)
+    budget = ByteBudget(limits.max_buffered_bytes)
     waiting = {"decode": 0}  # requests waiting for a decode slot (the event loop is one thread)
     app = FastAPIOffline(title="faceqan", version=__version__, summary="Face image quality (FaceQAN) for one FR model")
 
@@ -104,11 +131,24 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             requests.labels(endpoint, status).inc()
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
+    def decoding_full() -> bool:
+        return decodes.locked() and waiting["decode"] >= limits.max_decodes
+
+    def refusal_before_the_body() -> JSONResponse | None:
+        """503 for a request that would be refused once its body arrived: decide before reading it."""
+        if not service.ready:  # nothing handed in now would be scored
+            return unavailable(Stopped("the scoring worker is not running"))
+        if service.full:
+            return unavailable(Overloaded(f"{service.queued} faces are waiting to be scored"))
+        if decoding_full():
+            return unavailable(Overloaded(f"{waiting['decode']} uploads are waiting to be decoded"))
+        return None
+
     @asynccontextmanager
     async def decode_slot():
         """One of ``max_decodes`` slots for decoding and detecting (and explaining); as many requests
         more may wait for one, any further one is refused (Overloaded: 503)."""
-        if decodes.locked() and waiting["decode"] >= limits.max_decodes:
+        if decoding_full():
             raise Overloaded(f"{waiting['decode']} uploads are waiting to be decoded")
         waiting["decode"] += 1
         try:
@@ -125,26 +165,33 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             return error(503, f"not scoring: {exc}", {"Retry-After": str(limits.retry_after)})
         return error(503, f"overloaded: {exc}; retry later", {"Retry-After": str(limits.retry_after)})
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(request: Request, take) -> bytes:
+        """The body, bounded per request (413) and across requests (``take`` from the byte budget:
+        the declared length up front, so a slow upload holds its share before it arrives)."""
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limits.max_bytes):
             raise RequestError(413, f"body of {declared} bytes is over the limit of {limits.max_bytes}")
+        reserved = int(declared) if declared is not None else 0
+        take(reserved)
         chunks, size = [], 0
         try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limits.max_bytes:
                     raise RequestError(413, f"body over the limit of {limits.max_bytes} bytes")
+                if size > reserved:
+                    take(size - reserved)
+                    reserved = size
                 chunks.append(chunk)
         except ClientDisconnect:  # nobody to answer; not a server error
             raise RequestError(400, "the client went away before the body was complete") from None
         return b"".join(chunks)
 
-    async def uploads(request: Request) -> list[tuple[str, bytes]]:
+    async def uploads(request: Request, take) -> list[tuple[str, bytes]]:
         """(name, bytes) of each uploaded image: the raw body, or each multipart ``file`` field."""
         name = request.query_params.get("name", "upload")
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            body = await read_body(request)  # bounded first, then parsed
+            body = await read_body(request, take)  # bounded first, then parsed
 
             async def receive() -> dict:
                 return {"type": "http.request", "body": body, "more_body": False}
@@ -154,7 +201,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             if not files:
                 raise RequestError(400, "multipart upload without a 'file' field")
             return files
-        return [(name, await read_body(request))]
+        return [(name, await read_body(request, take))]
 
     def authorised(request: Request) -> bool:
         if api_key is None:
@@ -166,14 +213,18 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def score(request: Request):
         if not authorised(request):
             return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
-        if not service.ready:  # fail fast: nothing handed in now would be scored
-            return unavailable(Stopped("the scoring worker is not running"))
+        if (refusal := refusal_before_the_body()) is not None:
+            return refusal
+        with budget.account() as take:
+            return await score_body(request, take)
+
+    async def score_body(request: Request, take):
         started = time.perf_counter()
         query = request.query_params
         try:
             policy, aligned = query.get("faces", "largest"), _flag(query.get("aligned", "0"))
             try:
-                files = await asyncio.wait_for(uploads(request), limits.read_timeout)
+                files = await asyncio.wait_for(uploads(request, take), limits.read_timeout)
             except asyncio.TimeoutError:
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
 
@@ -199,11 +250,15 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def explain(request: Request):
         if not authorised(request):
             return error(401, "missing or wrong API key (X-API-Key header or Authorization: Bearer)")
-        if not service.ready:
-            return unavailable(Stopped("the scoring worker is not running"))
+        if (refusal := refusal_before_the_body()) is not None:
+            return refusal
+        with budget.account() as take:
+            return await explain_body(request, take)
+
+    async def explain_body(request: Request, take):
         try:
             try:
-                data = await asyncio.wait_for(read_body(request), limits.read_timeout)
+                data = await asyncio.wait_for(read_body(request, take), limits.read_timeout)
             except asyncio.TimeoutError:
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
             aligned = _flag(request.query_params.get("aligned", "0"))

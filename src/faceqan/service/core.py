@@ -75,6 +75,11 @@ class QualityService:
         return self._batcher.alive
 
     @property
+    def full(self) -> bool:
+        """Whether as many faces wait as ``max_queue`` allows: a new request would get 503."""
+        return self._batcher.max_pending is not None and self._batcher.pending >= self._batcher.max_pending
+
+    @property
     def queued(self) -> int:
         """Faces handed in and not yet scored."""
         return self._batcher.pending
