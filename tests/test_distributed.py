@@ -213,3 +213,45 @@ def test_actor_plan_leaves_cpu_to_preparation(local_ray):
     assert (two.cpus, two.threads) == (0.5, 1)
     with pytest.raises(ValueError, match="has 0 GPUs"):
         plan_actors(gpus_per_actor=1)
+
+
+def test_actors_are_planned_node_by_node_on_an_uneven_cluster():
+    from faceqan.distributed import plan_for_nodes
+
+    # 16 and 4 CPUs: each actor reserves the small node's 3.5, so it hosts one and the large four.
+    plan = plan_for_nodes([{"CPU": 16.0}, {"CPU": 4.0}])
+    assert (plan.actors, plan.cpus, plan.threads, plan.device) == (5, 3.5, 4, "cpu")
+    # A node too small to prepare and score is left to preparation.
+    assert plan_for_nodes([{"CPU": 8.0}, {"CPU": 0.5}]).actors == 1
+    assert plan_for_nodes([{"CPU": 2.0}]) == plan_for_nodes([{"CPU": 2.0}], actors=1)
+    assert plan_for_nodes([{"CPU": 16.0}, {"CPU": 4.0}], actors=2).cpus == 3.5  # no more than the small node holds
+    gpus = plan_for_nodes([{"CPU": 16.0, "GPU": 2.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 4.0}], gpus_per_actor=1)
+    assert (gpus.actors, gpus.cpus, gpus.device) == (3, 1.0, "cuda")
+    assert plan_for_nodes([{"GPU": 1.0}, {"GPU": 1.0}], gpus_per_actor=0.75).actors == 2  # not 2 // 0.75 spread over nodes
+    with pytest.raises(ValueError, match="has 0 GPUs"):
+        plan_for_nodes([{"CPU": 4.0}], gpus_per_actor=1)
+
+
+def test_a_local_ray_takes_the_cpus_ray_detects_unless_told(monkeypatch):
+    from faceqan.distributed import engine
+
+    calls = []
+    monkeypatch.setattr(engine.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(engine.ray, "init", lambda **options: calls.append(options))
+    engine.connect(None, quiet=True)
+    engine.connect(None, quiet=True, num_cpus=3)
+    assert calls[0]["num_cpus"] is None and calls[1]["num_cpus"] == 3  # None: Ray's own, container-aware count
+
+
+def test_a_retried_write_replaces_its_part_file(tmp_path):
+    """Ray retries a write task that failed after its rename: the same rows, the same file."""
+    import pyarrow as pa
+
+    from faceqan.distributed.output import ParquetFolderSink
+
+    rows = pa.table({"path": ["a.jpg", "a.jpg", "b.jpg"], "face": [0, 1, 0], "status": ["ok", "ok", "no_face"]})
+    sink = ParquetFolderSink(tmp_path)
+    assert sink.write([rows], None) == sink.write([rows], None)  # the first try, then its retry
+    assert len(list(tmp_path.glob("part-*.parquet"))) == 1 and not list(tmp_path.glob(".*"))
+    sink.write([rows.slice(2)], None)  # other rows: a file of their own
+    assert len(read_folder(tmp_path)) == 4

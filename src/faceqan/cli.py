@@ -79,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     ray = score.add_argument_group("many machines (--engine ray; pip install 'faceqan[ray]')")
     ray.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): this process; ray: a Ray cluster, or a local Ray started for the run")
-    ray.add_argument("--ray-address", default=None, help="join a running cluster: auto, HOST:PORT or ray://HOST:10001 (default: start a local Ray with this machine's cores)")
-    ray.add_argument("--actors", type=int, default=None, help="scoring actors, each holding the model (default: one per GPU-share with --gpus-per-actor, else one per node)")
+    ray.add_argument("--ray-address", default=None, help="join a running cluster: auto, HOST:PORT or ray://HOST:10001 (default: start a local Ray)")
+    ray.add_argument("--num-cpus", type=positive_int, default=None, help="CPUs of the local Ray started without --ray-address (default: what Ray detects, a container's limit included)")
+    ray.add_argument("--actors", type=int, default=None, help="scoring actors, each holding the model (default: as many as each node's GPUs hold with --gpus-per-actor, else as many as each node's CPUs hold at the smallest node's share)")
     ray.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs each actor reserves (default 0: CPU; 1 with --device cuda)")
-    ray.add_argument("--cpus-per-actor", type=float, default=None, help="CPUs each actor reserves and uses as torch threads, rounded up (default: 1 with GPUs, else its node's cores less 0.5 for preparation)")
+    ray.add_argument("--cpus-per-actor", type=float, default=None, help="CPUs each actor reserves and uses as torch threads, rounded up (default: 1 with GPUs, else the smallest node's cores less 0.5 for preparation)")
     ray.add_argument("--rows-per-file", type=positive_int, default=1000, help="rows gathered into each Parquet file; what a killed run may have to redo per writer (default 1000)")
 
     serve = commands.add_parser("serve", help="score uploaded images over HTTP (POST /score, GET /health)")
@@ -268,7 +269,7 @@ def _score_on_ray(args: argparse.Namespace) -> int:
     job = distributed.ScoringJob(args.model, _file_options(args), method, given, _scale(args), _preparation(args))
     summary = distributed.run(
         paths, args.output, job, resume=args.resume, actors=args.actors, gpus_per_actor=gpus, cpus_per_actor=args.cpus_per_actor,
-        batch_size=args.batch_size, rows_per_file=args.rows_per_file, address=args.ray_address, quiet=args.quiet,
+        batch_size=args.batch_size, rows_per_file=args.rows_per_file, address=args.ray_address, quiet=args.quiet, num_cpus=args.num_cpus,
     )  # fmt: skip
     return _report_run(summary, args.output)
 

@@ -9,8 +9,8 @@ from ..extras import require
 
 require("ray.data", "ray", "the ray engine (faceqan.distributed)")
 
-from .engine import ActorPlan, RayConnectionError, connect, plan_actors, run, score, write  # noqa: E402
+from .engine import ActorPlan, RayConnectionError, connect, plan_actors, plan_for_nodes, run, score, write  # noqa: E402
 from .job import ScoringJob  # noqa: E402
 from ..sinks import read_folder  # noqa: E402
 
-__all__ = ["ActorPlan", "RayConnectionError", "ScoringJob", "connect", "plan_actors", "read_folder", "run", "score", "write"]
+__all__ = ["ActorPlan", "RayConnectionError", "ScoringJob", "connect", "plan_actors", "plan_for_nodes", "read_folder", "run", "score", "write"]

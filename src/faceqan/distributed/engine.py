@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import time
 from collections.abc import Sequence
@@ -28,16 +27,17 @@ class RayConnectionError(ConnectionError):
     """No Ray cluster at the address given."""
 
 
-def connect(address: str | None = None, quiet: bool = False) -> bool:
+def connect(address: str | None = None, quiet: bool = False, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a local
-    Ray with this machine's cores when None. True when this call started or joined Ray (and so
+    Ray when None, with ``num_cpus`` CPUs or as many as Ray detects (it reads a container's CPU
+    limit; os.cpu_count() gives the host's). True when this call started or joined Ray (and so
     should shut it down); False when Ray was already initialised by the caller."""
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
     if ray.is_initialized():
         return False
     options = {"logging_level": logging.WARNING if not quiet else logging.ERROR, "log_to_driver": not quiet}
     if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **options)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
         return True
     if address != "auto":
         _probe(address)
@@ -74,20 +74,38 @@ class ActorPlan:
 
 
 def plan_actors(actors: int | None = None, gpus_per_actor: float = 0, cpus_per_actor: float | None = None) -> ActorPlan:
-    """Defaults from the cluster: on GPUs one actor per ``gpus_per_actor`` GPUs, 1 CPU each; on
-    CPUs one actor per node, each reserving its node's cores less ``PREPARE_CPUS`` (left to the
-    preparation tasks), and using as many torch threads as it reserves, rounded up."""
-    total = ray.cluster_resources()
+    """``plan_for_nodes`` on the live nodes of the Ray cluster."""
+    return plan_for_nodes([node["Resources"] for node in ray.nodes() if node["Alive"]], actors, gpus_per_actor, cpus_per_actor)
+
+
+def _fits(capacity: float, share: float) -> int:
+    """Actors of ``share`` that fit in ``capacity`` (a hair of float slack: 1.5 fits 1.5)."""
+    return int(capacity / share + 1e-9) if share > 0 else 0
+
+
+def plan_for_nodes(nodes: list[dict], actors: int | None = None, gpus_per_actor: float = 0, cpus_per_actor: float | None = None) -> ActorPlan:
+    """Node by node (``nodes``: each live node's resources), since every actor of a pool reserves
+    the same: on GPUs as many actors as each node's GPUs hold ``gpus_per_actor``, 1 CPU each; on
+    CPUs each actor reserves the smallest node's cores less ``PREPARE_CPUS`` (left to the
+    preparation tasks), so that every node hosts actors and a large one several, and uses as many
+    torch threads as it reserves, rounded up. ``actors`` given: the cluster's CPUs shared among
+    them, no more than the smallest node holds."""
+    cpus_per_node = [node.get("CPU", 0) for node in nodes]
     if gpus_per_actor > 0:
-        if total.get("GPU", 0) < gpus_per_actor:
-            raise ValueError(f"--gpus-per-actor {gpus_per_actor:g}: the Ray cluster has {total.get('GPU', 0):g} GPUs")
-        actors = actors or max(1, int(total["GPU"] // gpus_per_actor))
+        gpus = sum(node.get("GPU", 0) for node in nodes)
+        if gpus < gpus_per_actor:
+            raise ValueError(f"--gpus-per-actor {gpus_per_actor:g}: the Ray cluster has {gpus:g} GPUs")
+        actors = actors or max(1, sum(_fits(node.get("GPU", 0), gpus_per_actor) for node in nodes))
         cpus = 1.0 if cpus_per_actor is None else cpus_per_actor
     else:
-        nodes = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]]
-        actors = actors or max(1, len(nodes))
-        largest = max(nodes, default=1)
-        cpus = cpus_per_actor if cpus_per_actor is not None else max(PREPARE_CPUS, min(largest, total.get("CPU", 1) / actors) - PREPARE_CPUS)
+        smallest = min((c for c in cpus_per_node if c > PREPARE_CPUS), default=1.0)
+        if cpus_per_actor is not None:
+            cpus = cpus_per_actor
+        elif actors:
+            cpus = max(PREPARE_CPUS, min(smallest, sum(cpus_per_node) / actors) - PREPARE_CPUS)
+        else:
+            cpus = max(PREPARE_CPUS, smallest - PREPARE_CPUS)
+        actors = actors or max(1, sum(_fits(c - PREPARE_CPUS, cpus) for c in cpus_per_node))
     if actors < 1 or cpus <= 0:
         raise ValueError("--actors and --cpus-per-actor must be positive")
     return ActorPlan(actors, cpus, gpus_per_actor, max(1, math.ceil(cpus)))
@@ -149,6 +167,7 @@ def run(
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
     address: str | None = None,
     quiet: bool = False,
+    num_cpus: int | None = None,
 ) -> RunSummary:
     """``faceqan score --engine ray``: the run's settings kept in ``folder`` (a resume must match
     them; checked before Ray starts), inputs already there skipped, the rest scored and written.
@@ -162,7 +181,7 @@ def run(
     summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
     if not todo:
         return summary
-    started = connect(address, quiet)
+    started = connect(address, quiet, num_cpus)
     start = time.perf_counter()
     try:
         rows = score(todo, job, actors=actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor, batch_size=batch_size)

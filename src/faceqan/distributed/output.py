@@ -3,6 +3,7 @@ renamed), the run's settings beside them, and what a resume reads back."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections import Counter
@@ -20,8 +21,10 @@ from ..sinks import FOLDER_PARTS
 
 class ParquetFolderSink(Datasink):
     """Writes each bundle of rows (at least ``rows_per_file``, or what is left) to its own file
-    ``part-<uuid>.parquet``: written under a hidden temporary name, synced, then renamed, so a
-    killed run leaves only complete files. ``statuses`` counts the rows written, by status."""
+    ``part-<hash of its rows' paths and faces>.parquet``: written under a hidden temporary name,
+    synced, then renamed, so a killed run leaves only complete files, and a write task that Ray
+    retries after its rename replaces its file instead of adding a copy. ``statuses`` counts the
+    rows written, by status."""
 
     def __init__(self, folder: str | Path, rows_per_file: int = 1000) -> None:
         self.folder = Path(folder)
@@ -37,8 +40,8 @@ class ParquetFolderSink(Datasink):
         if not tables:
             return Counter()
         table = pa.concat_tables(tables)
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        temporary = self.folder / f".{name}.tmp"
+        name = f"part-{_rows_key(table)}.parquet"
+        temporary = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"  # two tries at once never share one
         with open(temporary, "wb") as handle:
             pq.write_table(table, handle)
             handle.flush()
@@ -48,6 +51,14 @@ class ParquetFolderSink(Datasink):
 
     def on_write_complete(self, write_result) -> None:
         self.statuses = sum(write_result.write_returns, Counter())
+
+
+def _rows_key(table: pa.Table) -> str:
+    """A name for these rows that depends on which inputs they are (path, face) and nothing else."""
+    digest = hashlib.sha256()
+    for path, face in zip(table.column("path").to_pylist(), table.column("face").to_pylist()):
+        digest.update(f"{path}\0{face}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 def open_folder(folder: str | Path, settings: dict, resume: bool) -> set[str]:
