@@ -365,7 +365,7 @@ def _metric(address, name: str, **labels: str) -> float:
 
 def test_explain_needs_the_key_and_is_refused_when_overloaded(dlib_model, scorer):
     service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
-    service.explain = lambda data, name, aligned: time.sleep(1.5) or b"\x89PNG"  # a slow explanation
+    service.explain = lambda data, name, aligned, cancelled: time.sleep(1.5) or b"\x89PNG"  # a slow explanation
     with running(service, ServiceLimits(max_decodes=1), api_key="k") as address:
         assert request(address, "POST", "/explain", b"xx")[0] == 401
         answers = []
@@ -509,3 +509,55 @@ def test_connections_beyond_max_connections_get_503(dlib_model):
         thread.join(timeout=30)
         service.close()
     assert sorted(statuses) == [200, 503]
+
+
+def _batch_counter(service: QualityService) -> list[int]:
+    """The sizes of the batches the service scores from now on (create_app hooks on_batch: wrap it)."""
+    sizes, inner = [], service._batcher.on_batch
+    service._batcher.on_batch = lambda size: (sizes.append(size), inner and inner(size))
+    return sizes
+
+
+def test_requests_past_their_deadline_are_not_scored(dlib_model):
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 1.0), {}, max_batch=1)
+    with running(service, ServiceLimits(deadline=0.5, max_decodes=8)) as address:
+        sizes = _batch_counter(service)
+        answers = _concurrently(address, 3, jpeg_bytes(face_rgb()))
+        deadline = time.monotonic() + 10
+        while service.queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.2)  # anything still to run would have started by now
+    assert [status for status, _, _ in answers] == [504] * 3
+    assert len(sizes) == 1 and service.queued == 0  # the one batch already running; the two waiting were dropped
+
+
+def test_work_for_clients_that_went_away_is_dropped(dlib_model):
+    import socket
+
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 1.0), {}, max_batch=1)
+    body = jpeg_bytes(face_rgb())
+    with running(service, ServiceLimits(max_decodes=8)) as address:
+        sizes = _batch_counter(service)
+        for _ in range(4):  # each sends its upload and hangs up without waiting for the answer
+            with socket.create_connection(address) as client:
+                client.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                time.sleep(0.05)
+        time.sleep(3.0)
+        assert service.queued == 0 and _metric(address, "faceqan_requests_total", endpoint="/score", status="499") >= 3
+    assert len(sizes) <= 1  # at most the batch that had started when its client left
+
+
+def test_a_decode_slot_is_held_until_its_work_ends(dlib_model):
+    """A 504 answers at the deadline, but the slot its decoding took comes back only when the
+    thread doing it ends: --max-decodes bounds the work, not only the answered requests."""
+    service = QualityService(dlib_model, SlowFlip(dlib_model, 0.0), {}, max_batch=1)
+    release = threading.Event()
+    real_prepare = service._prepare
+    service._prepare = lambda *args: release.wait(10) and real_prepare(*args)  # decoding stalls until released
+    with running(service, ServiceLimits(deadline=0.3, max_decodes=1)) as address:
+        [(status, _, _)] = _concurrently(address, 1, jpeg_bytes(face_rgb()))
+        assert status == 504
+        assert request(address, "POST", "/score", jpeg_bytes(face_rgb()))[0] == 504  # waits for the held slot
+        release.set()
+        time.sleep(0.3)
+        assert request(address, "POST", "/score", jpeg_bytes(face_rgb()))[0] == 200

@@ -24,6 +24,10 @@ class Overloaded(RuntimeError):
     """More items are waiting than the batcher accepts: refuse now rather than queue without end."""
 
 
+class Cancelled(RuntimeError):
+    """The job's caller gave up (its client went away or its deadline passed) before it ran."""
+
+
 class Stopped(RuntimeError):
     """The batcher's worker is not running (closed, or died): nothing handed in would be answered."""
 
@@ -43,7 +47,7 @@ class Batcher(Generic[Item, Result]):
         self.max_pending, self.on_batch = max_pending, on_batch
         self.pending = 0  # items handed in and not yet answered
         self._count_lock = threading.Lock()
-        self._jobs: queue.Queue[tuple[list[Item], Future] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[list[Item], Future, threading.Event | None] | None] = queue.Queue()
         self._closed = False
         self._worker = threading.Thread(target=self._work, daemon=True, name="faceqan-batcher")
         self._worker.start()
@@ -53,9 +57,10 @@ class Batcher(Generic[Item, Result]):
         """Whether jobs handed in now will be run: not closed, and the worker thread still running."""
         return not self._closed and self._worker.is_alive()
 
-    def submit(self, items: list[Item]) -> list[Result]:
+    def submit(self, items: list[Item], cancelled: threading.Event | None = None) -> list[Result]:
         """The results for ``items``, in order, once their batch has run (its error if it failed);
-        Stopped at once when the worker is closed or dead, and as soon as it dies while waiting."""
+        Stopped at once when the worker is closed or dead, and as soon as it dies while waiting;
+        Cancelled when ``cancelled`` is set before the job's batch starts (it is then left out)."""
         if not items:
             return []
         if not self.alive:
@@ -66,7 +71,7 @@ class Batcher(Generic[Item, Result]):
             self.pending += len(items)
         future: Future = Future()
         try:
-            self._jobs.put((items, future))
+            self._jobs.put((items, future, cancelled))
             while True:
                 try:
                     return future.result(timeout=0.5)
@@ -85,6 +90,8 @@ class Batcher(Generic[Item, Result]):
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if self._dropped(job):
+                continue
             jobs = [job]
             count, deadline = len(job[0]), time.monotonic() + self.max_wait
             while count < self.max_items:
@@ -95,9 +102,19 @@ class Batcher(Generic[Item, Result]):
                 if nxt is None:  # close() called: finish this batch, then stop
                     self._jobs.put(None)
                     break
-                jobs.append(nxt)
-                count += len(nxt[0])
-            self._run(jobs)
+                if not self._dropped(nxt):
+                    jobs.append(nxt)
+                    count += len(nxt[0])
+            self._run([(items, future) for items, future, _ in jobs])
+
+    @staticmethod
+    def _dropped(job: tuple[list[Item], Future, threading.Event | None]) -> bool:
+        """Whether the job's caller gave up already: it is answered Cancelled and not run."""
+        _, future, cancelled = job
+        if cancelled is not None and cancelled.is_set():
+            future.set_exception(Cancelled("the caller gave up before the job ran"))
+            return True
+        return False
 
     def _run(self, jobs: list[tuple[list[Item], Future]]) -> None:
         if self.on_batch is not None:

@@ -18,13 +18,14 @@ passes its deadline, 500 for anything unexpected (its id is logged with the trac
 import asyncio
 import hmac
 import logging
+import threading
 import time
 import uuid
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 
-from ..batcher import Overloaded, Stopped
+from ..batcher import Cancelled, Overloaded, Stopped
 from ..extras import require
 from ..version import __version__
 from .core import QualityService, RequestError
@@ -42,6 +43,36 @@ class ServiceLimits:
     read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
     deadline: float = 120.0  # seconds for a whole request: 504 beyond
     retry_after: int = 2  # seconds a 503 asks the client to wait
+
+
+class CountRequests:
+    """ASGI middleware counting requests by endpoint and status, and their latency. Plain ASGI,
+    not Starlette's BaseHTTPMiddleware: under that, ``request.is_disconnected()`` never turns
+    true, and work for clients that went away would go on."""
+
+    ENDPOINTS = ("/score", "/explain", "/health", "/ready", "/metrics", "/")
+
+    def __init__(self, app, requests, latency) -> None:
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        endpoint = scope["path"] if scope["path"] in self.ENDPOINTS else "other"
+        status = "500"  # an exception escaping here is answered 500 by the outer error middleware
+
+        async def send_and_note(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.requests.labels(endpoint, status).inc()
+            self.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
 class ByteBudget:
@@ -118,18 +149,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
         log.error("request failed (id %s)", error_id, exc_info=exc)
         return error(500, f"internal error (id {error_id}, logged)", error_id=error_id)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        endpoint = request.url.path if request.url.path in ("/score", "/explain", "/health", "/ready", "/metrics", "/") else "other"
-        status = "500"  # an exception escaping here is answered 500 by the outer error middleware
-        try:
-            response = await call_next(request)
-            status = str(response.status_code)
-            return response
-        finally:
-            requests.labels(endpoint, status).inc()
-            latency.labels(endpoint).observe(time.perf_counter() - started)
+    app.add_middleware(CountRequests, requests=requests, latency=latency)
 
     def decoding_full() -> bool:
         return decodes.locked() and waiting["decode"] >= limits.max_decodes
@@ -144,8 +164,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             return unavailable(Overloaded(f"{waiting['decode']} uploads are waiting to be decoded"))
         return None
 
-    @asynccontextmanager
-    async def decode_slot():
+    async def take_decode_slot() -> None:
         """One of ``max_decodes`` slots for decoding and detecting (and explaining); as many requests
         more may wait for one, any further one is refused (Overloaded: 503)."""
         if decoding_full():
@@ -155,10 +174,33 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             await decodes.acquire()
         finally:
             waiting["decode"] -= 1
+
+    async def in_decode_slot(request: Request, function, *args):
+        """``function(*args, cancelled)`` in a worker thread, holding one of ``max_decodes`` slots
+        until the thread ends (not just until this request is answered). When the request is
+        given up (its deadline: this coroutine is cancelled) or its client goes away,
+        ``cancelled`` is set, so the work stops at its next boundary (decoded, or its batch's start)."""
+        await take_decode_slot()
+        cancelled = threading.Event()
+        work = asyncio.ensure_future(run_in_threadpool(function, *args, cancelled))
+        # The slot comes back when the thread ends; an outcome nobody awaits any more is read here.
+        work.add_done_callback(lambda done: (decodes.release(), done.cancelled() or done.exception()))
+
+        async def watch_the_client() -> None:
+            while not work.done():
+                if await request.is_disconnected():
+                    cancelled.set()
+                    return
+                await asyncio.sleep(0.1)
+
+        watcher = asyncio.ensure_future(watch_the_client())
         try:
-            yield
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled.set()  # the answer (504) goes now; the slot comes back when the thread ends
+            raise
         finally:
-            decodes.release()
+            watcher.cancel()
 
     def unavailable(exc: Exception) -> JSONResponse:
         if isinstance(exc, Stopped):
@@ -229,8 +271,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
 
             async def one(name: str, data: bytes) -> list[dict]:
-                async with decode_slot():
-                    return await run_in_threadpool(service.score, data, name, policy, aligned)
+                return await in_decode_slot(request, service.score, data, name, policy, aligned)
 
             left = limits.deadline - (time.perf_counter() - started)
             try:
@@ -241,6 +282,8 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             return error(int(exc.status), str(exc))
         except (Overloaded, Stopped) as exc:
             return unavailable(exc)
+        except Cancelled:  # the client went away: nobody reads this answer, the metrics count it
+            return error(499, "the client closed the request before it was scored")
         rows = [row for file_rows in per_file for row in file_rows]
         faces.inc(sum(row["status"] == "ok" for row in rows))
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
@@ -262,12 +305,14 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
             except asyncio.TimeoutError:
                 return error(408, f"the body did not arrive within {limits.read_timeout:g} s")
             aligned = _flag(request.query_params.get("aligned", "0"))
-            async with decode_slot():
-                png = await asyncio.wait_for(run_in_threadpool(service.explain, data, request.query_params.get("name", "upload"), aligned), limits.deadline)
+            name = request.query_params.get("name", "upload")
+            png = await asyncio.wait_for(in_decode_slot(request, service.explain, data, name, aligned), limits.deadline)
         except RequestError as exc:
             return error(int(exc.status), str(exc))
         except Overloaded as exc:
             return unavailable(exc)
+        except Cancelled:
+            return error(499, "the client closed the request before it was explained")
         except asyncio.TimeoutError:
             return error(504, f"not explained within the {limits.deadline:g} s deadline")
         return Response(png, media_type="image/png")

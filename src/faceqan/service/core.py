@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 
-from ..batcher import Batcher
+from ..batcher import Batcher, Cancelled
 from ..faces.prepare import FACE_POLICIES, FacePreparer, PreparedFace
 from ..methods import QualityMethod
 from ..models.spec import FaceModel
@@ -88,7 +88,7 @@ class QualityService:
         """Stop the scoring thread once the requests handed in are done."""
         self._batcher.close()
 
-    def explain(self, data: bytes, name: str = "upload", aligned: bool = False) -> bytes:
+    def explain(self, data: bytes, name: str = "upload", aligned: bool = False, cancelled: threading.Event | None = None) -> bytes:
         """The noise-map panel (PNG) of the largest face of ``data``; RequestError 422 when it has none."""
         import io
 
@@ -101,6 +101,8 @@ class QualityService:
         if not data:
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body: send the encoded image as the request body")
         face = self._prepare(data, name, aligned, "largest")[0]
+        if cancelled is not None and cancelled.is_set():  # the attack itself runs to its end
+            raise Cancelled("the request was given up while its image was decoded")
         if face.chip is None:
             raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{face.status}: {face.error}")
         parts, perturbation = scorer.explain(chips_to_tensor([face.chip]))
@@ -109,10 +111,14 @@ class QualityService:
         render_panel(face.chip, perturbation[0].numpy(), values, name, buffer)
         return buffer.getvalue()
 
-    def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False) -> list[dict]:
-        """One row per face of the encoded image ``data``."""
+    def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False, cancelled: threading.Event | None = None) -> list[dict]:
+        """One row per face of the encoded image ``data``; Cancelled once ``cancelled`` is set, at the
+        next boundary (after decoding, or before its batch is scored)."""
         if faces not in FACE_POLICIES:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"faces must be one of {', '.join(FACE_POLICIES)}, got {faces!r}")
         if not data:
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body: send the encoded image (JPEG, PNG, ...) as the request body")
-        return self._batcher.submit(self._prepare(data, name, aligned, faces))
+        prepared = self._prepare(data, name, aligned, faces)
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled("the request was given up while its image was decoded")
+        return self._batcher.submit(prepared, cancelled)
