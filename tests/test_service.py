@@ -561,3 +561,17 @@ def test_a_decode_slot_is_held_until_its_work_ends(dlib_model):
         release.set()
         time.sleep(0.3)
         assert request(address, "POST", "/score", jpeg_bytes(face_rgb()))[0] == 200
+
+
+def test_the_openapi_page_documents_the_query_parameters_and_the_key(dlib_model, scorer):
+    service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
+    with running(service, api_key="k") as address:
+        connection = http.client.HTTPConnection(*address, timeout=30)
+        connection.request("GET", "/openapi.json")
+        spec = json.loads(connection.getresponse().read())
+    parameters = {p["name"]: p for p in spec["paths"]["/score"]["post"]["parameters"]}
+    assert {"faces", "aligned", "name"} <= set(parameters) and parameters["aligned"]["schema"]["type"] == "boolean"
+    assert {"faces", "aligned", "name"} - {"faces"} <= {p["name"] for p in spec["paths"]["/explain"]["post"]["parameters"]}
+    schemes = spec["components"]["securitySchemes"]
+    assert any(s.get("type") == "apiKey" and s.get("name") == "X-API-Key" for s in schemes.values())
+    assert spec["paths"]["/score"]["post"]["security"] and spec["paths"]["/explain"]["post"]["security"]
