@@ -22,7 +22,6 @@ handler; the pieces (limits, metrics, the work's thread) live in their own modul
 import asyncio
 import hmac
 import logging
-import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -98,8 +97,14 @@ def _add_error_handlers(app, limits: ServiceLimits) -> None:
         BodyTimeout: lambda _: error(408, f"the body did not arrive within {limits.read_timeout:g} s"),
         DeadlinePassed: lambda _: error(504, f"not done within the {limits.deadline:g} s deadline"),
     }
+    def handler(answer):
+        async def handle(_request, exc: Exception) -> JSONResponse:  # async: a plain def would run in a worker thread
+            return answer(exc)
+
+        return handle
+
     for kind, answer in answers.items():
-        app.add_exception_handler(kind, lambda _request, exc, answer=answer: answer(exc))
+        app.add_exception_handler(kind, handler(answer))
 
     @app.exception_handler(Exception)
     async def unexpected(_request, exc: Exception) -> JSONResponse:
@@ -110,20 +115,21 @@ def _add_error_handlers(app, limits: ServiceLimits) -> None:
 
 def _key_checks(api_key: str | None):
     """``require_key`` (a Security dependency: 401 without the key) and ``holds_key`` (whether the
-    caller gave it); with no key set, everyone holds it."""
+    caller gave it); with no key set, everyone holds it. Async, like ``admit``: FastAPI runs a plain
+    def dependency in a worker thread, and each such thread lingers after a burst of requests."""
     from fastapi import Depends, HTTPException, Security
     from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the service's API key")
     bearer = HTTPBearer(auto_error=False, description="the service's API key as a bearer token")
 
-    def holds_key(key: Annotated[str | None, Security(header)] = None, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None) -> bool:
+    async def holds_key(key: Annotated[str | None, Security(header)] = None, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None) -> bool:
         if api_key is None:
             return True
         given = key or (credentials.credentials if credentials is not None else "")
         return hmac.compare_digest(given.encode(), api_key.encode())
 
-    def require_key(held: bool = Depends(holds_key)) -> None:
+    async def require_key(held: bool = Depends(holds_key)) -> None:
         if not held:
             raise HTTPException(401, KEY_HELP)
 
@@ -135,10 +141,11 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
     the work done in a decode slot's thread."""
     from fastapi import Depends, Query, Request
     from fastapi.responses import Response
-    from starlette.concurrency import run_in_threadpool
-    from starlette.requests import ClientDisconnect
 
-    def admit(request: Request) -> None:
+    from .uploads import read_body, read_uploads  # starlette: imported once the serve extra is checked
+    from .work import in_decode_slot
+
+    async def admit(request: Request) -> None:
         """503 for a request that would be refused once its body arrived: decided before reading it."""
         if not service.ready:  # nothing handed in now would be scored
             raise Stopped("the scoring worker is not running")
@@ -153,71 +160,6 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         except asyncio.TimeoutError:
             raise timeout from None
 
-    async def read_body(request: Request, take) -> bytes:
-        """The body, bounded per request (413) and across requests (``take`` from the byte budget:
-        the declared length up front, so a slow upload holds its share before it arrives)."""
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limits.max_bytes):
-            raise RequestError(413, f"body of {declared} bytes is over the limit of {limits.max_bytes}")
-        reserved = int(declared) if declared is not None else 0
-        take(reserved)
-        chunks, size = [], 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_bytes:
-                    raise RequestError(413, f"body over the limit of {limits.max_bytes} bytes")
-                if size > reserved:
-                    take(size - reserved)
-                    reserved = size
-                chunks.append(chunk)
-        except ClientDisconnect:  # nobody to answer; not a server error
-            raise RequestError(400, "the client went away before the body was complete") from None
-        return b"".join(chunks)
-
-    async def uploads(request: Request, name: str, take) -> list[tuple[str, bytes]]:
-        """(name, bytes) of each uploaded image: the raw body, or each multipart ``file`` field."""
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            body = await read_body(request, take)  # bounded first, then parsed
-
-            async def receive() -> dict:
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            form = await Request(request.scope, receive).form(max_files=64)
-            files = [(field.filename or name, await field.read()) for field in form.getlist("file") if hasattr(field, "read")]
-            if not files:
-                raise RequestError(400, "multipart upload without a 'file' field")
-            return files
-        return [(name, await read_body(request, take))]
-
-    async def in_decode_slot(request: Request, function, *args):
-        """``function(*args, cancelled)`` in a worker thread, holding a decode slot until the thread
-        ends (not just until this request is answered). When the request is given up (its
-        deadline: this coroutine is cancelled) or its client goes away, ``cancelled`` is set, so
-        the work stops at its next boundary (decoded, or its batch's start)."""
-        slots = request.app.state.slots
-        await slots.take()
-        cancelled = threading.Event()
-        work = asyncio.ensure_future(run_in_threadpool(function, *args, cancelled))
-        # The slot comes back when the thread ends; an outcome nobody awaits any more is read here.
-        work.add_done_callback(lambda done: (slots.give_back(), done.cancelled() or done.exception()))
-
-        async def watch_the_client() -> None:
-            while not work.done():
-                if await request.is_disconnected():
-                    cancelled.set()
-                    return
-                await asyncio.sleep(0.1)
-
-        watcher = asyncio.ensure_future(watch_the_client())
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            cancelled.set()  # the answer (504) goes now; the slot comes back when the thread ends
-            raise
-        finally:
-            watcher.cancel()
-
     faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)")
     aligned_query = Query(False, description="the upload is an aligned chip already: no detection")
     name_query = Query("upload", description="the name the result rows carry")
@@ -226,8 +168,8 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
     async def score(request: Request, faces: str = faces_query, aligned: bool = aligned_query, name: str = name_query):
         started = time.perf_counter()
         with request.app.state.budget.account() as take:
-            files = await within(limits.read_timeout, uploads(request, name, take), BodyTimeout())
-            work = asyncio.gather(*(in_decode_slot(request, service.score, data, file, faces, aligned) for file, data in files))
+            files = await within(limits.read_timeout, read_uploads(request, name, limits.max_bytes, take), BodyTimeout())
+            work = asyncio.gather(*(in_decode_slot(request, request.app.state.slots, service.score, data, file, faces, aligned) for file, data in files))
             per_file = await within(limits.deadline - (time.perf_counter() - started), work, DeadlinePassed())
         rows = [row for file_rows in per_file for row in file_rows]
         metrics.faces.inc(sum(row["status"] == "ok" for row in rows))
@@ -237,8 +179,8 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
     @app.post("/explain", summary="The noise-map panel (PNG) of the largest face of the uploaded image", dependencies=[Depends(require_key), Depends(admit)])
     async def explain(request: Request, aligned: bool = aligned_query, name: str = name_query):
         with request.app.state.budget.account() as take:
-            data = await within(limits.read_timeout, read_body(request, take), BodyTimeout())
-            png = await within(limits.deadline, in_decode_slot(request, service.explain, data, name, aligned), DeadlinePassed())
+            data = await within(limits.read_timeout, read_body(request, limits.max_bytes, take), BodyTimeout())
+            png = await within(limits.deadline, in_decode_slot(request, request.app.state.slots, service.explain, data, name, aligned), DeadlinePassed())
         return Response(png, media_type="image/png")
 
 
