@@ -132,9 +132,12 @@ def test_adversarial_weight_at_one_ranks_like_faceqan(tmp_path):
 
 @pytest.mark.slow
 def test_service_load_benchmark_runs_its_levels_and_prints_the_goals():
-    out = _run("service_load.py", "--seconds", "2", "--stalled", "10", "--", "--copies", "2", "--steps", "1")
+    out = _run("service_load.py", "--seconds", "2", "--stalled", "10", "--slow-uploads", "30", "--gone", "12", "--explains", "6", "--", "--copies", "2", "--steps", "1")
     for factor in ("1x", "2x", "4x"):
         assert re.search(rf"^{factor} \([0-9.]+/s\): \d+ requests", out, flags=re.M), out
     assert "goal at 4x only 200 and 503, no reset: pass" in out
     assert "goal no thread or memory left by disconnects: pass" in out
+    for goal in ("slow uploads: peak RSS under its bound", "slow uploads: a normal request <= 1 s longer",
+                 "gone clients: queue drained, at most a quarter scored", "explain flood: 503s, /score within 2x"):
+        assert f"goal {goal}: pass" in out, out
     assert "SIGTERM: the server stopped in" in out and "exit code 0" in out

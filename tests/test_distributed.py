@@ -255,3 +255,23 @@ def test_a_retried_write_replaces_its_part_file(tmp_path):
     assert len(list(tmp_path.glob("part-*.parquet"))) == 1 and not list(tmp_path.glob(".*"))
     sink.write([rows.slice(2)], None)  # other rows: a file of their own
     assert len(read_folder(tmp_path)) == 4
+
+
+def test_prepared_faces_travel_as_arrow_records_in_a_named_layout(lfw_root):
+    """No pickle between the stages: the faces of a prepared table come back field for field,
+    chips byte for byte; a table of another layout is refused."""
+    import pyarrow as pa
+
+    from faceqan.distributed.stages import prepare_images, read_faces
+
+    job = ScoringJob()
+    spec = job.model_spec()
+    paths = [str(next((lfw_root / "images_deepfunneled").rglob("*.jpg"))), str(lfw_root / "missing.jpg")]
+    table = prepare_images(pa.table({"path": paths}), job, spec)
+    assert table.schema.field("faces").type != pa.binary()
+    expected = [face for path in paths for face in job.build_preparer(spec)(path)]
+    for got, want in zip(read_faces(table), expected, strict=True):
+        assert (got.path, got.face, got.box, got.det_score, got.landmarks, got.status, got.error) == (want.path, want.face, want.box, want.det_score, want.landmarks, want.status, want.error)
+        assert (got.chip is None and want.chip is None) or np.array_equal(got.chip, want.chip)
+    with pytest.raises(ValueError, match="layout"):
+        read_faces(table.set_column(2, "layout", pa.array(["faceqan-prepared-faces/0"] * 2)))

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-decodes", type=int, default=None, help="images decoded and detected at once (default: one per core); as many more may wait, then 503")
     serve.add_argument("--max-connections", type=positive_int, default=512, help="uvicorn's limit_concurrency: connections plus requests in progress at once, 503 beyond (default 512)")
     serve.add_argument("--max-buffered-bytes", type=positive_int, default=None, help="bytes of uploads held at once across requests before 503 (default 256 MiB)")
+    serve.add_argument("--max-explains", type=positive_int, default=1, help="/explain attacks at once, apart from scoring's decodes; as many more may wait, then 503 (default 1)")
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
     serve.add_argument("--grace", type=float, default=30.0, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default 30)")
@@ -357,7 +358,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     batch = args.batch_size or (1 if on_cpu else method.default_batch_size())
     max_queue = args.max_queue if args.max_queue is not None else (batch if on_cpu else 2 * batch)
     service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **preparer_options)
-    limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, read_timeout=args.read_timeout, deadline=args.deadline)
+    limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, max_explains=args.max_explains, read_timeout=args.read_timeout, deadline=args.deadline)
     if args.max_bytes is not None:
         limits.max_bytes = args.max_bytes
     if args.max_buffered_bytes is not None:

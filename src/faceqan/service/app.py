@@ -65,6 +65,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
     async def lifespan(app):
         app.state.budget = ByteBudget(limits.max_buffered_bytes)
         app.state.slots = DecodeSlots(limits.max_decodes)
+        app.state.explain_slots = DecodeSlots(limits.max_explains)  # an attack each: kept off /score's slots
         yield
         service.close()  # after uvicorn's graceful shutdown: nothing is scored any more
 
@@ -145,14 +146,17 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
     from .uploads import read_body, read_uploads  # starlette: imported once the serve extra is checked
     from .work import in_decode_slot
 
+    def slots_of(request: Request) -> DecodeSlots:
+        return request.app.state.explain_slots if request.url.path == "/explain" else request.app.state.slots
+
     async def admit(request: Request) -> None:
         """503 for a request that would be refused once its body arrived: decided before reading it."""
         if not service.ready:  # nothing handed in now would be scored
             raise Stopped("the scoring worker is not running")
         if service.full:
             raise Overloaded(f"{service.queued} faces are waiting to be scored")
-        if request.app.state.slots.full():
-            raise Overloaded(f"{request.app.state.slots.waiting} uploads are waiting to be decoded")
+        if slots_of(request).full():
+            raise Overloaded(f"{slots_of(request).waiting} uploads are waiting for their turn")
 
     async def within(seconds: float, work, timeout: Exception):
         try:
@@ -169,7 +173,7 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         started = time.perf_counter()
         with request.app.state.budget.account() as take:
             files = await within(limits.read_timeout, read_uploads(request, name, limits.max_bytes, take), BodyTimeout())
-            work = asyncio.gather(*(in_decode_slot(request, request.app.state.slots, service.score, data, file, faces, aligned) for file, data in files))
+            work = asyncio.gather(*(in_decode_slot(request, slots_of(request), service.score, data, file, faces, aligned) for file, data in files))
             per_file = await within(limits.deadline - (time.perf_counter() - started), work, DeadlinePassed())
         rows = [row for file_rows in per_file for row in file_rows]
         metrics.faces.inc(sum(row["status"] == "ok" for row in rows))
@@ -180,7 +184,7 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
     async def explain(request: Request, aligned: bool = aligned_query, name: str = name_query):
         with request.app.state.budget.account() as take:
             data = await within(limits.read_timeout, read_body(request, limits.max_bytes, take), BodyTimeout())
-            png = await within(limits.deadline, in_decode_slot(request, request.app.state.slots, service.explain, data, name, aligned), DeadlinePassed())
+            png = await within(limits.deadline, in_decode_slot(request, slots_of(request), service.explain, data, name, aligned), DeadlinePassed())
         return Response(png, media_type="image/png")
 
 

@@ -18,6 +18,7 @@ class ServiceLimits:
     max_bytes: int = 20 * 1024 * 1024  # body size: 413 beyond (the one place this default is written)
     max_buffered_bytes: int = 256 * 1024 * 1024  # bodies held at once across requests: 503 beyond
     max_decodes: int = 4  # images decoded and detected at once (each a thread); as many more may wait, then 503
+    max_explains: int = 1  # /explain attacks at once, apart from the decode slots; as many more may wait, then 503
     read_timeout: float = 30.0  # seconds to receive a body: 408 beyond
     deadline: float = 120.0  # seconds for a whole request: 504 beyond
     retry_after: int = 2  # seconds a 503 asks the client to wait
