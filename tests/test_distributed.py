@@ -80,7 +80,9 @@ def test_rows_match_the_local_engine(local_ray, lfw_root, tmp_path, capsys):
     bad = write_bad_cases(tmp_path / "bad")
     paths = lfw_photos(lfw_root, 20) + collect_inputs([tmp_path / "bad"]) + [str(tmp_path / "gone.jpg")]
     job = ScoringJob("dlib", method_options=FAST)
-    summary = run(paths, tmp_path / "out", job)
+    with pytest.MonkeyPatch.context() as patch:  # the model is built on workers only, not in this driver
+        patch.setattr(ScoringJob, "build_model", lambda *_, **__: pytest.fail("the driver built the model"))
+        summary = run(paths, tmp_path / "out", job)
     rows = read_folder(tmp_path / "out").to_pylist()
     local = score_paths(paths, job.build_model(), **FAST)
     assert_same_rows(rows, local)

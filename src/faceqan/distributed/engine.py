@@ -16,6 +16,7 @@ import ray
 import ray.data
 
 from ..runner import RunSummary, scoring_settings
+from ..spec import ModelSpec
 from .job import ScoringJob
 from .output import ParquetFolderSink, open_folder
 from .stages import PREPARE_CPUS, ScoreFaces, prepare_images
@@ -120,12 +121,14 @@ def score(
     cpus_per_actor: float | None = None,
     batch_size: int | None = None,
     skip: set[str] | frozenset[str] = frozenset(),
+    spec: ModelSpec | None = None,
 ) -> ray.data.Dataset:
     """A Ray Dataset of result rows (faceqan score's columns), computed lazily as it is consumed.
 
     ``inputs``: paths (files as ``collect_inputs`` gives them, readable on every node), or a
     Ray Dataset with a ``path`` column and, optionally, the encoded image in a ``bytes`` column.
-    ``skip``: paths to leave out (done by an earlier run). Ray must be initialised (``connect``).
+    ``skip``: paths to leave out (done by an earlier run); ``spec``: the model's input spec, if
+    known (else read from the job). Ray must be initialised (``connect``).
     """
     job = job or ScoringJob()
     plan = plan_actors(actors, gpus_per_actor, cpus_per_actor)
@@ -136,7 +139,7 @@ def score(
         dataset = ray.data.from_items([{"path": path} for path in inputs if path not in skip])
     prepared = dataset.map_batches(
         prepare_images, batch_format="pyarrow", batch_size=images_per_batch, num_cpus=PREPARE_CPUS,
-        fn_kwargs={"job": job, "spec": job.model_spec()},
+        fn_kwargs={"job": job, "spec": spec or job.model_spec()},
     )  # fmt: skip
     return prepared.map_batches(
         ScoreFaces, batch_format="pyarrow", batch_size=images_per_batch,
@@ -170,22 +173,22 @@ def run(
     num_cpus: int | None = None,
 ) -> RunSummary:
     """``faceqan score --engine ray``: the run's settings kept in ``folder`` (a resume must match
-    them; checked before Ray starts), inputs already there skipped, the rest scored and written.
-    Ray is joined or started as ``connect`` does (and shut down after, if this call started it)."""
-    model = job.build_model()
-    method = job.build_method(model)
-    settings = scoring_settings(job.model, model, method, job.build_preparer(model.spec).settings(), job.model_options)
-    del model, method
-    done = open_folder(folder, settings, resume)
-    todo = [path for path in paths if path not in done]
-    summary = RunSummary(total_inputs=len(paths), skipped=len(paths) - len(todo))
-    if not todo:
-        return summary
+    them), inputs already there skipped, the rest scored and written. Ray is joined or started as
+    ``connect`` does (and shut down after, if this call started it). The driver never builds the
+    model: a Ray task does, for the settings (the weights' fingerprint) and the input spec."""
+    if Path(folder).suffix.lower() in (".csv", ".jsonl") or Path(folder).is_file():
+        open_folder(folder, {}, resume)  # refused (a file, not a folder) before Ray starts
     started = connect(address, quiet, num_cpus)
     start = time.perf_counter()
+    summary = RunSummary(total_inputs=len(paths))
     try:
-        rows = score(todo, job, actors=actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor, batch_size=batch_size)
-        summary.statuses = write(rows, folder, rows_per_file).statuses
+        settings, spec = ray.get(_settings_and_spec.remote(job))
+        done = open_folder(folder, settings, resume)
+        todo = [path for path in paths if path not in done]
+        summary.skipped = len(paths) - len(todo)
+        if todo:
+            rows = score(todo, job, actors=actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor, batch_size=batch_size, spec=spec)
+            summary.statuses = write(rows, folder, rows_per_file).statuses
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -193,3 +196,11 @@ def run(
         if started:
             ray.shutdown()
     return summary
+
+
+@ray.remote(num_cpus=PREPARE_CPUS)
+def _settings_and_spec(job: ScoringJob) -> tuple[dict, ModelSpec]:
+    """What a resume of this job must match, and the model's input spec: built on a worker."""
+    model = job.build_model()
+    method = job.build_method(model)
+    return scoring_settings(job.model, model, method, job.build_preparer(model.spec).settings(), job.model_options), model.spec
