@@ -181,6 +181,7 @@ def test_killed_driver_resumes_to_one_row_per_input(lfw_root, tmp_path):
     assert other_seed.returncode == 2 and "settings differ" in other_seed.stderr and "seed" in other_seed.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_cluster_is_one_line(tmp_path):
     (tmp_path / "face.jpg").write_bytes(b"")
     result = subprocess.run(_faceqan("score", str(tmp_path / "face.jpg"), "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address", "127.0.0.1:1"), capture_output=True, text=True, timeout=120)
@@ -188,6 +189,7 @@ def test_unreachable_cluster_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "cannot reach a Ray cluster at 127.0.0.1:1" in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_ray_names_the_extra(tmp_path):
     code = "import sys; sys.modules['ray'] = None; from faceqan.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-c", code, "score", str(tmp_path), "-o", str(tmp_path / "o"), "--engine", "ray"], capture_output=True, text=True, timeout=60)

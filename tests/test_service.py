@@ -183,6 +183,7 @@ def _concurrently(address, count: int, body: bytes) -> list[tuple[int, dict, dic
     return answers
 
 
+@pytest.mark.slow
 def test_a_full_queue_answers_503_with_retry_after_and_a_slow_one_504(dlib_model):
     body = jpeg_bytes(face_rgb())
     service = QualityService(dlib_model, SlowFlip(dlib_model, 1.5), {}, max_batch=1, max_queue=1)
@@ -363,6 +364,7 @@ def _metric(address, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_explain_needs_the_key_and_is_refused_when_overloaded(dlib_model, scorer):
     service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
     service.explain = lambda data, name, aligned, cancelled: time.sleep(1.5) or b"\x89PNG"  # a slow explanation
@@ -441,6 +443,7 @@ def test_a_dead_batcher_makes_ready_and_requests_answer_503_at_once(dlib_model, 
         assert _metric(address, "faceqan_requests_total", endpoint="/score", status="503") == 2
 
 
+@pytest.mark.slow
 def test_bodies_held_across_requests_are_bounded(dlib_model, scorer):
     import socket
 
@@ -455,6 +458,7 @@ def test_bodies_held_across_requests_are_bounded(dlib_model, scorer):
         assert request(address, "POST", "/score", b"y" * 30_000)[0] == 200
 
 
+@pytest.mark.slow
 def test_a_full_queue_refuses_before_the_body_arrives(dlib_model):
     import socket
 
@@ -475,6 +479,7 @@ def test_a_full_queue_refuses_before_the_body_arrives(dlib_model):
     assert answer.startswith(b"HTTP/1.1 503") and b"faces are waiting" in answer and waited < 1.5, answer
 
 
+@pytest.mark.slow
 def test_connections_beyond_max_connections_get_503(dlib_model):
     import socket
 
@@ -518,6 +523,7 @@ def _batch_counter(service: QualityService) -> list[int]:
     return sizes
 
 
+@pytest.mark.slow
 def test_requests_past_their_deadline_are_not_scored(dlib_model):
     service = QualityService(dlib_model, SlowFlip(dlib_model, 1.0), {}, max_batch=1)
     with running(service, ServiceLimits(deadline=0.5, max_decodes=8)) as address:
@@ -531,6 +537,7 @@ def test_requests_past_their_deadline_are_not_scored(dlib_model):
     assert len(sizes) == 1 and service.queued == 0  # the one batch already running; the two waiting were dropped
 
 
+@pytest.mark.slow
 def test_work_for_clients_that_went_away_is_dropped(dlib_model):
     import socket
 

@@ -132,6 +132,7 @@ def test_the_speed_benchmark_prints_the_speedup(trained):
     assert speedup > 1  # one forward pass against FaceQAN's ~100
 
 
+@pytest.mark.slow
 def test_the_shipped_dlib_student_follows_its_teacher(faces, dlib_model):
     """The built-in student (no --student): its q_adv ranks graded faces as FaceQAN's does."""
     from scipy.stats import spearmanr
