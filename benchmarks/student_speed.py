@@ -5,8 +5,9 @@
 Same model, same aligned LFW faces (detection excluded: both methods share it), each method
 at its default batch size, untimed warm-up rounds, then interleaved rounds; medians. (SFace's
 student needs about five full rounds before its time settles: 185, 47, 41, 50, 31, 19, 20 ms.)
-Ends with
-``student_speedup_vs_faceqan: X`` (FaceQAN's seconds per face over the student's).
+With onnxruntime installed the student also runs as its ONNX export (`faceqan export`), same
+faces and batches, ``student (onnxruntime)``. Ends with ``student_speedup_vs_faceqan: X``
+(FaceQAN's seconds per face over the torch student's).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +36,24 @@ def seconds_per_face(method, faces: torch.Tensor) -> float:
     return (time.perf_counter() - start) / faces.shape[0]
 
 
+class OnnxStudent:
+    """The student's ONNX export run by onnxruntime, called like a method on a batch of chips."""
+
+    def __init__(self, method, folder: str) -> None:
+        import onnxruntime
+
+        from faceqan.student.export import export_student
+
+        self.batch = method.default_batch_size()
+        self.session = onnxruntime.InferenceSession(str(export_student(method, Path(folder) / "student.onnx")))
+
+    def default_batch_size(self) -> int:
+        return self.batch
+
+    def __call__(self, faces: torch.Tensor):
+        return self.session.run(["quality"], {"chips": faces.cpu().numpy()})[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="dlib")
@@ -47,6 +67,11 @@ def main() -> None:
     model = faceqan.create_model(args.model, args.device)
     faces = aligned_images(model, args.images).to(args.device)
     methods = {"faceqan": faceqan.create_method("faceqan", model), "student": faceqan.create_method("faceqan-student", model, student=args.student)}
+    try:
+        with tempfile.TemporaryDirectory() as folder:  # the session holds the graph once made
+            methods["student (onnxruntime)"] = OnnxStudent(methods["student"], folder)
+    except ImportError:
+        print("onnxruntime is not installed: the ONNX student is left out")
     for method in methods.values():
         for _ in range(args.warmup):
             seconds_per_face(method, faces)

@@ -28,6 +28,8 @@ BAD_ARGUMENTS = [
     ("calibrate: a student", ["calibrate", "FACE", "--student", "STUDENT"]),
     ("calibrate: no face", ["calibrate", "TMP/empty"]),
     ("demo: unknown model", ["demo", "--model", "no-such-model"]),
+    ("export: a method that is no student", ["export", "--method", "faceqan", "-o", "TMP/x.onnx"]),
+    ("export: missing student file", ["export", "--student", "TMP/missing.pt", "-o", "TMP/x.onnx"]),
     ("distill: missing scores", ["distill", "TMP/missing.csv", "-o", "TMP/student.pt"]),
     ("scale: missing scores", ["scale", "TMP/missing.csv", "-o", "TMP/scale.json"]),
     ("explain: missing image", ["explain", "TMP/missing.jpg", "-o", "TMP/explain"]),

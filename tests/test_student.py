@@ -130,6 +130,7 @@ def test_the_speed_benchmark_prints_the_speedup(trained):
     assert result.returncode == 0, result.stderr
     speedup = float(re.search(r"student_speedup_vs_faceqan: ([0-9.]+)", result.stdout).group(1))
     assert speedup > 1  # one forward pass against FaceQAN's ~100
+    assert re.search(r"^student \(onnxruntime\): [0-9.]+ ms per face", result.stdout, re.M), result.stdout  # its ONNX export
 
 
 @pytest.mark.slow
@@ -147,3 +148,32 @@ def test_the_shipped_dlib_student_follows_its_teacher(faces, dlib_model):
     q_adv = spearmanr([r["q_adv"] for r in student], [r["q_adv"] for r in teacher]).statistic
     quality = spearmanr([r["quality"] for r in student], [r["quality"] for r in teacher]).statistic
     assert q_adv > 0.7 and quality > 0.85, (q_adv, quality)  # here 0.84 and 0.96; an untrained head: about 0
+
+
+@pytest.mark.slow
+def test_the_exported_onnx_student_scores_as_the_torch_one(lfw_root, tmp_path, capsys):
+    """`faceqan export`: one ONNX graph (mirror pass inside) that onnxruntime runs at any batch
+    size, its quality within 1e-4 of the torch student's on 50 LFW chips."""
+    import onnxruntime
+
+    from faceqan.cli import main
+    from faceqan.faces.prepare import FacePreparer
+    from faceqan.methods import create_method
+    from faceqan.models import create_model
+    from faceqan.pipeline import chips_to_tensor
+
+    assert main(["export", "--model", "dlib", "-o", str(tmp_path / "student.onnx")]) == 0
+    assert "opset 17" in capsys.readouterr().err
+    model = create_model("dlib")
+    preparer = FacePreparer(model.spec)
+    photos = sorted((lfw_root / "images_deepfunneled").rglob("*.jpg"))[::97]
+    chips = [face.chip for path in photos for face in preparer(str(path)) if face.chip is not None][:50]
+    assert len(chips) == 50
+    batch = chips_to_tensor(chips)
+    expected = create_method("faceqan-student", model)(batch)
+    session = onnxruntime.InferenceSession(str(tmp_path / "student.onnx"))
+    whole = session.run(["quality", "flip_sim", "q_adv"], {"chips": batch.numpy()})
+    one_by_one = [session.run(["quality"], {"chips": batch[i : i + 1].numpy()})[0][0] for i in range(3)]
+    np.testing.assert_allclose(whole[0], expected["quality"].numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(whole[1], expected["flip_sim"].numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(one_by_one, whole[0][:3], rtol=0, atol=1e-5)

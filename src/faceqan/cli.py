@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("-o", "--output", required=True, help="scale file to write (.json); use it with score --scale")
     scale.add_argument("--reference", default="your reference faces", help="what the faces are, for the file and the report")
 
+    export = commands.add_parser("export", help="write the one-pass student as one ONNX file (chips in, quality out; runs in onnxruntime without PyTorch)")
+    export.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    export.add_argument("--method", default="faceqan-student", help="what to export: faceqan-student (the only method that is one forward pass)")
+    _add_faceqan_options(export)
+
     distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
     distill.add_argument("scores", nargs="+", help="FaceQAN score files (CSV / JSONL / Parquet, with their .settings.json)")
     distill.add_argument("--model", default="dlib", help="the FR model the scores were made with (built-in name or model file)")
@@ -466,6 +471,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .student.export import OPSET, export_student
+
+    name = _method_choice(args, args.method)[0]
+    if name != "faceqan-student":
+        raise ValueError(f"export writes the one-pass student (--method faceqan-student); {name!r} is not one forward pass")
+    method = _method(args, _model(args), name)
+    path = export_student(method, args.output)
+    print(f"faceqan: the {args.model} student ({method.path.name}) as ONNX opset {OPSET}, input chips (N, 3, {method.model.spec.input_size}, {method.model.spec.input_size}) in [-1, 1] -> {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from .scale import fit_scale
 
@@ -524,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "export": cmd_export, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -45,7 +45,7 @@ def stage_maps(seen: list[torch.Tensor]) -> list[torch.Tensor]:
     """Of the 4-D tensors in order of computation, the last of each distinct (C, H, W) shape."""
     last: dict[tuple[int, ...], int] = {}
     for index, tensor in enumerate(seen):
-        last[tuple(tensor.shape[1:])] = index
+        last[tuple(int(size) for size in tensor.shape[1:])] = index  # ints: traced sizes are tensors (ONNX export)
     return [seen[i] for i in sorted(last.values())]
 
 

@@ -1,0 +1,62 @@
+"""The one-pass student as one ONNX graph: aligned chips (N, 3, S, S) in [-1, 1] -> quality, the
+mirror pass for s_f inside, the ridge head and its quantile map as graph operations; a
+dynamic batch. Runs in onnxruntime without PyTorch or faceqan."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .features import features_and_embedding
+
+OPSET = 17
+
+
+class StudentGraph(nn.Module):
+    """``StudentMethod``'s computation in torch alone (its head's NumPy steps as tensor ops), so
+    that tracing it gives one graph: quality, flip_sim and q_adv per chip."""
+
+    def __init__(self, method) -> None:
+        super().__init__()
+        head = method.head
+        self.model, self.power = method.model, method.power
+        for name in ("mean", "scale", "weight", "quantiles"):
+            self.register_buffer(name, torch.as_tensor(getattr(head, name), dtype=torch.float32))
+        self.bias = float(head.bias)
+
+    def forward(self, chips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = chips.shape[0]
+        features, embedding = features_and_embedding(self.model, torch.cat([chips, chips.flip(-1)]))
+        flip_sim = F.cosine_similarity(embedding[:n], embedding[n:])
+        score = ((features[:n] - self.mean) / self.scale) @ self.weight + self.bias
+        probability = 0.5 * (1 + torch.erf(score / math.sqrt(2)))  # ndtr
+        # np.interp over the quantiles at evenly spaced probabilities 0 .. 1
+        position = probability * (self.quantiles.numel() - 1)
+        low = position.floor().clamp(0, self.quantiles.numel() - 2)
+        fraction = position - low
+        low = low.long()
+        q_adv = self.quantiles[low] * (1 - fraction) + self.quantiles[low + 1] * fraction
+        return (q_adv * flip_sim).clamp_min(0) ** self.power, flip_sim, q_adv
+
+
+def export_student(method, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``method`` (a StudentMethod) as an ONNX file: input ``chips`` (N, 3, S, S) float32
+    in [-1, 1], outputs ``quality``, ``flip_sim``, ``q_adv`` (N,)."""
+    graph = StudentGraph(method).eval()
+    size = method.model.spec.input_size
+    example = torch.zeros(2, 3, size, size)
+    path = Path(path)
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns where a shape becomes a constant: channel counts and map sizes are
+        # fixed by the model; the batch stays dynamic (checked in tests/test_student.py).
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            graph, (example,), str(path), dynamo=False, opset_version=opset, input_names=["chips"],
+            output_names=["quality", "flip_sim", "q_adv"], dynamic_axes={"chips": {0: "n"}, "quality": {0: "n"}, "flip_sim": {0: "n"}, "q_adv": {0: "n"}},
+        )  # fmt: skip
+    return path
