@@ -177,3 +177,34 @@ def test_the_exported_onnx_student_scores_as_the_torch_one(lfw_root, tmp_path, c
     np.testing.assert_allclose(whole[0], expected["quality"].numpy(), rtol=0, atol=1e-4)
     np.testing.assert_allclose(whole[1], expected["flip_sim"].numpy(), rtol=0, atol=1e-4)
     np.testing.assert_allclose(one_by_one, whole[0][:3], rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_lite_runtime_scores_photos_as_faceqan_does_without_torch(lfw_root, tmp_path):
+    """faceqan.lite: detection, alignment and the exported student with onnxruntime, OpenCV and
+    NumPy alone (a subprocess checks what it loaded); qualities within 1e-4 of faceqan's own."""
+    import csv
+    import io
+    import subprocess
+    import sys
+
+    import faceqan
+    from faceqan.cli import main
+
+    assert main(["export", "--model", "dlib", "-o", str(tmp_path / "student.onnx")]) == 0
+    photos = [str(p) for p in sorted((lfw_root / "images_deepfunneled").rglob("*.jpg"))[::601][:10]]
+    (tmp_path / "bad.jpg").write_text("not an image")
+    code = (
+        "import sys; from faceqan.lite import main; code = main(sys.argv[1:]); "
+        "print('loaded', sorted(m for m in ('torch', 'PIL', 'skimage', 'scipy') if m in sys.modules), file=sys.stderr); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "student.onnx"), *photos, str(tmp_path / "bad.jpg")],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "loaded []" in result.stderr
+    rows = {row["path"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows[str(tmp_path / "bad.jpg")]["status"] == "decode_error"
+    expected = {r["path"]: r["quality"] for r in faceqan.score_paths(photos, faceqan.create_model("dlib"), method="faceqan-student") if r["status"] == "ok"}
+    assert len(expected) >= 9
+    for path, quality in expected.items():
+        assert rows[path]["status"] == "ok" and float(rows[path]["quality"]) == pytest.approx(quality, abs=1e-4)

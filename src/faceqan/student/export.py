@@ -4,6 +4,7 @@ dynamic batch. Runs in onnxruntime without PyTorch or faceqan."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -59,4 +60,17 @@ def export_student(method, path: str | Path, opset: int = OPSET) -> Path:
             graph, (example,), str(path), dynamo=False, opset_version=opset, input_names=["chips"],
             output_names=["quality", "flip_sim", "q_adv"], dynamic_axes={"chips": {0: "n"}, "quality": {0: "n"}, "flip_sim": {0: "n"}, "q_adv": {0: "n"}},
         )  # fmt: skip
+    _add_metadata(path, method)
     return path
+
+
+def _add_metadata(path: Path, method) -> None:
+    """What a runtime without faceqan's models needs to make the chips: the model's input size and
+    landmark template (``faceqan.lite`` reads them)."""
+    import onnx
+
+    spec = method.model.spec
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "faceqan", json.dumps({"model": spec.name, "input_size": spec.input_size, "template": spec.template.tolist(), "student_sha256": method.sha256})
+    onnx.save(model, str(path))

@@ -1,0 +1,102 @@
+"""Score photos with a student exported by `faceqan export`, needing only onnxruntime, OpenCV and
+NumPy at run time (no PyTorch, Pillow or scikit-image): YuNet detection with refined landmarks
+(faces/detect.py), a NumPy similarity alignment to the template the file carries, the graph.
+
+    >>> scorer = LiteScorer("student.onnx")
+    >>> scorer.score_file("photo.jpg")      # [{"face": 0, "box": (x, y, w, h), "quality": ..., ...}]
+
+    python -m faceqan.lite student.onnx photo.jpg more.jpg      # CSV rows on standard output
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .faces.detect import YuNetDetector
+
+METADATA_KEY = "faceqan"  # the export's custom metadata: model, input size, template
+
+
+def similarity_matrix(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The 2x3 least-squares similarity transform (Umeyama 1991) taking landmarks to template:
+    what faces/align.py gets from scikit-image, in NumPy."""
+    src, dst = np.asarray(landmarks, np.float64), np.asarray(template, np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_centred, dst_centred = src - src_mean, dst - dst_mean
+    covariance = dst_centred.T @ src_centred / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(covariance) < 0:
+        sign[-1] = -1
+    rotation = u @ np.diag(sign) @ vt
+    scale = (singular * sign).sum() / src_centred.var(0).sum()
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+class LiteScorer:
+    """An exported student and the detection and alignment its chips need."""
+
+    def __init__(self, onnx_file: str | Path, min_det_score: float = 0.6, all_faces: bool = False) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        found = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if found is None:
+            raise ValueError(f"{onnx_file}: no faceqan metadata; export the student with `faceqan export`")
+        meta = json.loads(found)
+        self.model, self.size, self.template = meta["model"], int(meta["input_size"]), np.array(meta["template"], np.float64)
+        self.detector = YuNetDetector(score_threshold=min_det_score, refine_landmarks=True)
+        self.all_faces = all_faces
+
+    def score_image(self, rgb: np.ndarray) -> list[dict]:
+        """A row per face (the largest only unless ``all_faces``) of an RGB uint8 image."""
+        faces = self.detector.detect(rgb)
+        faces = faces if self.all_faces else faces[:1]
+        if not faces:
+            return []
+        chips = [cv2.warpAffine(rgb, similarity_matrix(f.landmarks, self.template), (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for f in faces]
+        batch = (np.stack(chips).astype(np.float32).transpose(0, 3, 1, 2) / 127.5) - 1.0
+        quality, flip_sim, q_adv = self.session.run(["quality", "flip_sim", "q_adv"], {"chips": batch})
+        return [
+            {"face": i, "box": tuple(round(float(v), 1) for v in f.box), "quality": float(quality[i]), "flip_sim": float(flip_sim[i]), "q_adv": float(q_adv[i])}
+            for i, f in enumerate(faces)
+        ]
+
+    def score_file(self, path: str | Path) -> list[dict]:
+        """A row per face of an image file; a file OpenCV cannot read is a ValueError."""
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{path}: not an image OpenCV can read")
+        return self.score_image(np.ascontiguousarray(bgr[:, :, ::-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print("usage: python -m faceqan.lite STUDENT.onnx IMAGE...", file=sys.stderr)
+        return 2
+    scorer = LiteScorer(args[0])
+    print("path,face,box,quality,flip_sim,q_adv,status,error")
+    for path in args[1:]:
+        try:
+            rows = scorer.score_file(path)
+        except ValueError as error:
+            print(f'{path},0,,,,,decode_error,"{error}"')
+            continue
+        for row in rows or [None]:
+            if row is None:
+                print(f"{path},0,,,,,no_face,")
+            else:
+                box = " ".join(f"{v:.1f}" for v in row["box"])
+                print(f"{path},{row['face']},{box},{row['quality']:.6f},{row['flip_sim']:.6f},{row['q_adv']:.6f},ok,")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
