@@ -148,3 +148,17 @@ def test_dlib_template_refits_to_its_constant(dlib_reference, lfw_root, detector
     assert len(faces) == 150
     np.testing.assert_allclose(template, DLIB_SPEC.template, atol=1.0)
 
+
+
+def test_the_similarity_transform_recovers_a_known_one_and_refuses_degenerate_landmarks():
+    from faceqan.faces.align import similarity_matrix
+    from faceqan.spec import ARCFACE_112
+
+    angle = np.deg2rad(30)
+    rotation = 2.0 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = (ARCFACE_112 - [7.0, -3.0]) @ np.linalg.inv(rotation).T  # template = rotation @ p + t
+    matrix = similarity_matrix(landmarks, ARCFACE_112)
+    np.testing.assert_allclose(matrix[:, :2], rotation, atol=1e-12)
+    np.testing.assert_allclose(landmarks @ matrix[:, :2].T + matrix[:, 2], ARCFACE_112, atol=1e-10)
+    with pytest.raises(ValueError, match="degenerate"):
+        similarity_matrix(np.full((5, 2), 40.0), ARCFACE_112)

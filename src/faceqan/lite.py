@@ -1,6 +1,7 @@
 """Score photos with a student exported by `faceqan export`, needing only onnxruntime, OpenCV and
 NumPy at run time (no PyTorch, Pillow or scikit-image): YuNet detection with refined landmarks
-(faces/detect.py), a NumPy similarity alignment to the template the file carries, the graph.
+(faces/detect.py), the similarity alignment of faces/align.py to the template the file carries,
+the graph.
 
     >>> scorer = LiteScorer("student.onnx")
     >>> scorer.score_file("photo.jpg")      # [{"face": 0, "box": (x, y, w, h), "quality": ..., ...}]
@@ -17,26 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .faces.align import similarity_matrix, warp
 from .faces.detect import YuNetDetector
 
 METADATA_KEY = "faceqan"  # the export's custom metadata: model, input size, template
-
-
-def similarity_matrix(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """The 2x3 least-squares similarity transform (Umeyama 1991) taking landmarks to template:
-    what faces/align.py gets from scikit-image, in NumPy."""
-    src, dst = np.asarray(landmarks, np.float64), np.asarray(template, np.float64)
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_centred, dst_centred = src - src_mean, dst - dst_mean
-    covariance = dst_centred.T @ src_centred / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.ones(2)
-    if np.linalg.det(covariance) < 0:
-        sign[-1] = -1
-    rotation = u @ np.diag(sign) @ vt
-    scale = (singular * sign).sum() / src_centred.var(0).sum()
-    translation = dst_mean - scale * rotation @ src_mean
-    return np.hstack([scale * rotation, translation[:, None]])
 
 
 class LiteScorer:
@@ -60,7 +45,7 @@ class LiteScorer:
         faces = faces if self.all_faces else faces[:1]
         if not faces:
             return []
-        chips = [cv2.warpAffine(rgb, similarity_matrix(f.landmarks, self.template), (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for f in faces]
+        chips = [warp(rgb, similarity_matrix(f.landmarks, self.template), self.size) for f in faces]
         batch = (np.stack(chips).astype(np.float32).transpose(0, 3, 1, 2) / 127.5) - 1.0
         quality, flip_sim, q_adv = self.session.run(["quality", "flip_sim", "q_adv"], {"chips": batch})
         return [
