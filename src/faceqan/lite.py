@@ -11,6 +11,7 @@ the graph.
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -67,19 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m faceqan.lite STUDENT.onnx IMAGE...", file=sys.stderr)
         return 2
     scorer = LiteScorer(args[0])
-    print("path,face,box,quality,flip_sim,q_adv,status,error")
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["path", "face", "box", "quality", "flip_sim", "q_adv", "status", "error"])
     for path in args[1:]:
         try:
             rows = scorer.score_file(path)
         except ValueError as error:
-            print(f'{path},0,,,,,decode_error,"{error}"')
+            out.writerow([path, 0, "", "", "", "", "decode_error", str(error)])
             continue
-        for row in rows or [None]:
-            if row is None:
-                print(f"{path},0,,,,,no_face,")
-            else:
-                box = " ".join(f"{v:.1f}" for v in row["box"])
-                print(f"{path},{row['face']},{box},{row['quality']:.6f},{row['flip_sim']:.6f},{row['q_adv']:.6f},ok,")
+        if not rows:
+            out.writerow([path, 0, "", "", "", "", "no_face", ""])
+        for row in rows:
+            box = " ".join(f"{v:.1f}" for v in row["box"])
+            out.writerow([path, row["face"], box, f"{row['quality']:.6f}", f"{row['flip_sim']:.6f}", f"{row['q_adv']:.6f}", "ok", ""])
     return 0
 
 
