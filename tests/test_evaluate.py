@@ -37,6 +37,7 @@ def _table(out):
         return {row["method"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_folder_all_pairs_with_on_the_fly_methods_and_cache(identity_folder, tmp_path):
     out, cache = tmp_path / "eval", tmp_path / "cache"
     args = [str(identity_folder), "--method", "faceqan", "--method", "flip", "--method", "sharpness", "--method", "serfiq", "--out", str(out), "--cache", str(cache), *FAST]
@@ -154,6 +155,7 @@ def test_cached_values_are_keyed_on_the_faceqan_version_and_the_weights(tmp_path
     assert cache_file() != first
 
 
+@pytest.mark.slow
 def test_model_files_and_their_options_reach_evaluate_and_the_results_name_them(identity_folder, tmp_path):
     from faceqan.models import create_model
     from faceqan.models.iresnet import iresnet
