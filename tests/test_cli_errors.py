@@ -35,6 +35,13 @@ BAD_ARGUMENTS = [
     ("explain: missing image", ["explain", "TMP/missing.jpg", "-o", "TMP/explain"]),
     ("report: missing scores", ["report", "TMP/missing.csv", "-o", "TMP/report.html"]),
     ("evaluate: missing protocol", ["evaluate", "TMP/missing_pairs.txt", "--out", "TMP/eval"]),
+    ("pick: missing video", ["pick", "TMP/missing.mp4", "-o", "TMP/picks"]),
+    ("pick: corrupt video", ["pick", "TMP/corrupt.mp4", "-o", "TMP/picks"]),
+    ("pick: an image is no video", ["pick", "FACE", "-o", "TMP/picks"]),
+    ("pick: unreachable stream", ["pick", "--source", "rtsp://127.0.0.1:9/none", "-o", "TMP/picks"]),
+    ("pick: no best shot", ["pick", "TMP/corrupt.mp4", "-o", "TMP/picks", "--top", "0"]),
+    ("pick: no input", ["pick", "-o", "TMP/picks"]),
+    ("pick: a model file without a tracking similarity", ["pick", "TMP/corrupt.mp4", "-o", "TMP/picks", "--model", "TMP/model.onnx"]),
     ("unknown subcommand", ["no-such-command"]),
 ]
 
@@ -44,6 +51,7 @@ def test_a_bad_argument_gets_one_line_and_exit_code_2(name, arguments, tmp_path,
     face = write_face_folder(tmp_path / "faces", count=1)[0]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty.key").write_text("\n")
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 but not a video" * 10)
     student = Path(faceqan.__file__).parent / "student" / "builtin" / "dlib.pt"
     given = {"FACE": str(face), "STUDENT": str(student)}
     argv = [given.get(arg, arg.replace("TMP", str(tmp_path))) for arg in arguments]
@@ -53,7 +61,7 @@ def test_a_bad_argument_gets_one_line_and_exit_code_2(name, arguments, tmp_path,
     assert "Traceback" not in captured.err + captured.out
     message = captured.err.strip().splitlines()
     assert message and (message[-1].startswith("faceqan") or message[-1].startswith("usage") or "error:" in message[-1]), captured.err
-    assert not Path(tmp_path / "student.pt").exists() and not Path(tmp_path / "scale.json").exists()
+    assert not Path(tmp_path / "student.pt").exists() and not Path(tmp_path / "scale.json").exists() and not (tmp_path / "picks").exists()
 
 
 def test_the_api_key_file_gives_its_first_line(tmp_path):

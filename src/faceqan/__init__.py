@@ -21,17 +21,18 @@ from .version import __version__
 _EXPORTS = {
     "FaceQAN": "algorithm", "QualityParts": "algorithm", "score_paths": "api",
     "QualityMethod": "methods", "create_method": "methods", "list_methods": "methods", "register_method": "methods",
-    "FaceModel": "models", "ModelSpec": "models", "create_model": "models", "list_models": "models",
+    "FaceModel": "models", "ModelSpec": "models", "create_model": "models", "list_models": "models", "pick": "bestshots",
 }  # fmt: skip
 
 __all__ = [
     "FaceQAN", "QualityParts", "QualityMethod", "create_method", "list_methods", "register_method",
-    "FaceModel", "ModelSpec", "create_model", "list_models", "score_paths", "__version__",
+    "FaceModel", "ModelSpec", "create_model", "list_models", "pick", "score_paths", "__version__",
 ]  # fmt: skip (the names of _EXPORTS, written out for static tools)
 
 if TYPE_CHECKING:
     from .algorithm import FaceQAN, QualityParts
     from .api import score_paths
+    from .bestshots import pick
     from .methods import QualityMethod, create_method, list_methods, register_method
     from .models import FaceModel, ModelSpec, create_model, list_models
 

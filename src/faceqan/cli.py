@@ -147,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--method", default="faceqan-student", help="what to export: faceqan-student (the only method that is one forward pass)")
     _add_faceqan_options(export)
 
+    pick = commands.add_parser("pick", help="best shots: track the faces of videos, frame folders or live sources and keep each person's best")
+    pick.add_argument("inputs", nargs="*", help="video files or folders of frames (in name order)")
+    pick.add_argument("--source", action="append", default=[], metavar="CAMERA|URL", help="a live source: camera index (0) or stream URL (rtsp://, http://); ends when it stops sending or on Ctrl-C")
+    pick.add_argument("-o", "--output", required=True, help="folder for picks.csv and each track's crops and frames")
+    pick.add_argument("--top", type=positive_int, default=1, help="best faces kept per track (default 1)")
+    pick.add_argument("--method", default="faceqan-student", help="quality method (default faceqan-student: one pass; faceqan is ~50x slower)")
+    pick.add_argument("--frame-step", type=positive_int, default=1, help="look at every Nth frame (default 1)")
+    pick.add_argument("--min-quality", type=float, default=None, help="keep only faces of at least this quality (a track without one gets a below_min_quality row)")
+    pick.add_argument("--track-similarity", type=float, default=None, help="cosine similarity of two embeddings of one person (default: the built-in model's; required for model files)")
+    pick.add_argument("--min-track-faces", type=positive_int, default=3, help="drop tracks seen in fewer sampled frames, most are false detections (default 3)")
+    pick.add_argument("--max-gap", type=float, default=1.0, help="seconds without a face after which a track ends (default 1)")
+    pick.add_argument("--fps", type=float, default=None, help="frame rate for times (default: the video's; 25 for folders)")
+    _add_faceqan_options(pick)
+    _add_face_options(pick)
+
     distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
     distill.add_argument("scores", nargs="+", help="FaceQAN score files (CSV / JSONL / Parquet, with their .settings.json)")
     distill.add_argument("--model", default="dlib", help="the FR model the scores were made with (built-in name or model file)")
@@ -483,6 +498,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pick(args: argparse.Namespace) -> int:
+    from .faces.prepare import FacePreparer
+    from .bestshots import FrameSource, PickWriter, TrackingSettings
+
+    names = [*args.inputs, *args.source]
+    if not names:
+        raise ValueError("pick needs a video, a folder of frames or --source CAMERA|URL")
+    tracking = TrackingSettings.for_model(args.model, args.track_similarity, max_gap=args.max_gap)
+    sources = [FrameSource(name, args.frame_step, args.fps, args.max_pixels) for name in names]  # all checked before any work
+    model = _model(args)
+    method = _method(args, model, args.method)
+    preparer = FacePreparer(model.spec, faces="all", min_face_size=args.min_face_size, min_det_score=args.min_det_score, max_pixels=args.max_pixels, landmarks=args.landmarks)
+    writer = PickWriter(args.output)
+    code = EXIT_OK
+    try:
+        for source in sources:
+            _pick_one(source, model, method, preparer, tracking, args, writer)
+    except KeyboardInterrupt:  # the tracks so far are written; Ctrl-C is how a live source is stopped
+        code = EXIT_OK if any(source.live for source in sources) else EXIT_INTERRUPTED
+    finally:
+        writer.close()
+    print(f"faceqan pick: {writer.rows} rows of {writer.tracks} tracks -> {writer.path}", file=sys.stderr)
+    return code
+
+
+def _pick_one(source, model, method, preparer, tracking, args: argparse.Namespace, writer) -> None:
+    """Write the tracks of one source, then a line saying what was seen and why it stopped."""
+    from .bestshots import Picker, pick_source
+
+    picker = Picker(source.name, model, method, preparer, tracking, args.top, args.min_quality, args.min_track_faces)
+    tracks_before = writer.tracks
+    try:
+        for track in pick_source(source, picker):
+            writer.write(track)
+    finally:
+        counts = picker.counts
+        skipped = f"; {len(source.skipped)} unreadable frame files skipped (first: {source.skipped[0][0]}: {source.skipped[0][1]})" if source.skipped else ""
+        print(
+            f"faceqan pick: {source.name}: {counts.frames} frames looked at (every {args.frame_step}), {counts.faces} faces, "
+            f"{writer.tracks - tracks_before} tracks ({counts.short_tracks} shorter than {args.min_track_faces} faces dropped); stopped: {source.stop_reason or 'by an error'}{skipped}",
+            file=sys.stderr,
+        )
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from .scale import fit_scale
 
@@ -541,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "export": cmd_export, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "export": cmd_export, "pick": cmd_pick, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
