@@ -27,6 +27,7 @@ NEEDS_DATA = {
     "make_student_set.py": ["--out", "OUT"],
     "ray_scaling.py": ["--images", "2"],
     "portability.py": ["--images", "2"],
+    "pick_speed.py": ["--frames", "4"],
 }
 
 
@@ -141,3 +142,11 @@ def test_service_load_benchmark_runs_its_levels_and_prints_the_goals():
                  "gone clients: queue drained, at most a quarter scored", "explain flood: 503s, /score within 2x"):
         assert f"goal {goal}: pass" in out, out
     assert "SIGTERM: the server stopped in" in out and "exit code 0" in out
+
+
+@pytest.mark.slow
+def test_pick_speed_benchmark_prints_fps_and_where_the_time_goes(lfw_root):
+    out = _run("pick_speed.py", "--frames", "12", "--frame-step", "1")  # step 1: the goal is for step 2, not judged here
+    for faces, tracks in (("1 face(s)", 1), ("3 face(s)", 3)):
+        line = next(line for line in out.splitlines() if line.startswith(faces))
+        assert re.search(rf"[0-9.]+ fps \({tracks} tracks\)", line) and "detect (YuNet)" in line and "score (quality method)" in line, out

@@ -118,6 +118,12 @@ def test_pick_finds_one_track_per_person_and_their_clean_frame(two_people_clip, 
         crop = cv2.imread(str(tmp_path / "out" / row["crop"]))
         assert crop.shape == (150, 150, 3)  # dlib's aligned chip
         assert cv2.imread(str(tmp_path / "out" / row["frame_file"])).shape == (480, 640, 3)
+    # a kept shot has the score `faceqan score` gives its frame (refined landmarks)
+    model = faceqan.create_model("dlib")
+    for row in best:
+        scored = faceqan.score_paths([f"{clip}#frame={row['frame']}"], model, method="faceqan-student", faces="all")
+        same_face = min(scored, key=lambda r: np.hypot(*np.subtract(centre(r["box"]), centre(row["box"]))))
+        assert float(row["quality"]) == pytest.approx(same_face["quality"], abs=1e-5)
     for track in {row["track"] for row in rows}:  # rank 2 is no better than rank 1
         first, second = sorted((row for row in rows if row["track"] == track), key=lambda row: int(row["rank"]))
         assert float(first["quality"]) >= float(second["quality"])

@@ -59,13 +59,19 @@ class QualityMethod(ABC):
         return model_device(self.model) if self.model is not None else torch.device("cpu")
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.score_and_embed(images)[0]
+
+    def score_and_embed(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The columns, and each face's FR embedding where the method computes it anyway (a
+        ``compute`` output named ``embedding``; else None): what tracking needs, for free."""
         check_images(images)
         columns = self.compute(images.to(self.device))
         out = {name: columns[name].detach().cpu() for name in self.columns}
         if "quality" in out:
             scaled = self.scale(out["quality"].double().numpy()) if self.scale is not None else np.full(images.shape[0], np.nan)
             out["quality_0_100"] = torch.from_numpy(np.asarray(scaled, np.float64))
-        return out
+        embedding = columns.get("embedding")
+        return out, None if embedding is None else embedding.detach().float().cpu()
 
     @abstractmethod
     def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -117,6 +123,9 @@ class CallableMethod(QualityMethod):
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.function(images)
+
+    def score_and_embed(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        return self.function(images), None
 
     def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.function(images)

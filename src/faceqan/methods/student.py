@@ -48,7 +48,7 @@ class StudentMethod(QualityMethod):
         features, embedding = features_and_embedding(self.model, both)
         flip_sim = F.cosine_similarity(embedding[:n], embedding[n:])
         q_adv = torch.from_numpy(self.head.predict(features[:n].cpu().double().numpy()).astype(np.float32)).to(flip_sim.device)
-        return {"quality": (q_adv * flip_sim).clamp_min(0) ** self.power, "flip_sim": flip_sim, "q_adv": q_adv}
+        return {"quality": (q_adv * flip_sim).clamp_min(0) ** self.power, "flip_sim": flip_sim, "q_adv": q_adv, "embedding": embedding[:n]}
 
     score_options = ("student_sha256",)
 
