@@ -67,6 +67,7 @@ def main() -> None:
     model = faceqan.create_model(args.model, args.device)
     faces = aligned_images(model, args.images).to(args.device)
     methods = {"faceqan": faceqan.create_method("faceqan", model), "student": faceqan.create_method("faceqan-student", model, student=args.student)}
+    methods["froq"] = faceqan.create_method("froq", model)  # one pass, no mirror: the training-free peer
     try:
         with tempfile.TemporaryDirectory() as folder:  # the session holds the graph once made
             methods["student (onnxruntime)"] = OnnxStudent(methods["student"], folder)

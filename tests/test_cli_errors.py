@@ -31,6 +31,8 @@ BAD_ARGUMENTS = [
     ("export: a method that is no student", ["export", "--method", "faceqan", "-o", "TMP/x.onnx"]),
     ("export: missing student file", ["export", "--student", "TMP/missing.pt", "-o", "TMP/x.onnx"]),
     ("distill: missing scores", ["distill", "TMP/missing.csv", "-o", "TMP/student.pt"]),
+    ("calibrate-froq: no images", ["calibrate-froq", "TMP/empty", "-o", "TMP/layers.json"]),
+    ("froq: missing layers file", ["score", "FACE", "-o", "TMP/out.csv", "--method", "froq", "--froq-layers", "TMP/missing.json"]),
     ("scale: missing scores", ["scale", "TMP/missing.csv", "-o", "TMP/scale.json"]),
     ("explain: missing image", ["explain", "TMP/missing.jpg", "-o", "TMP/explain"]),
     ("report: missing scores", ["report", "TMP/missing.csv", "-o", "TMP/report.html"]),

@@ -43,6 +43,7 @@ def _add_faceqan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default=None, help="paper (section III, default) or official (its code)")
     parser.add_argument("--seed", type=int, default=None, help="noise seed (FaceQAN, SER-FIQ, random); same seed, same scores (default 0)")
     parser.add_argument("--student", default=None, metavar="FILE", help="a student file from `faceqan distill` (implies --method faceqan-student; default: the one shipped for the model)")
+    parser.add_argument("--froq-layers", default=None, metavar="FILE", help="FROQ layers from `faceqan calibrate-froq` (for --method froq; default: the ones shipped for the model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="images per batch (default: 32 on GPU; on CPU 1, or one per core up to 8 for models scored faster side by side: dlib)")
 
@@ -161,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--fps", type=float, default=None, help="frame rate for times (default: the video's; 25 for folders)")
     _add_faceqan_options(pick)
     _add_face_options(pick)
+
+    froq = commands.add_parser("calibrate-froq", help="choose a model's FROQ layers (activation norms) on pseudo-labels from the same model; no training")
+    froq.add_argument("inputs", nargs="+", help="face photos: files, folders, .txt lists (e.g. LFW View 1's training images)")
+    froq.add_argument("--model", default="dlib", help="built-in FR model or a model file (--arch, --input-* and --bgr read it)")
+    froq.add_argument("-o", "--output", required=True, help="layers file to write (.json); use it with --method froq --froq-layers FILE")
+    froq.add_argument("--max-layers", type=positive_int, default=4, help="most stage maps to choose (default 4)")
+    froq.add_argument("--batch-size", type=positive_int, default=16)
+    froq.add_argument("--seed", type=int, default=0, help="seed of the degraded copies (default 0)")
+    froq.add_argument("--arch", default=None)
+    froq.add_argument("--input-size", type=int, default=None)
+    froq.add_argument("--input-mean", type=float, default=None)
+    froq.add_argument("--input-std", type=float, default=None)
+    froq.add_argument("--bgr", action="store_true")
+    froq.add_argument("--quiet", action="store_true")
 
     distill = commands.add_parser("distill", help="train a one-pass student of FaceQAN from `faceqan score` outputs of one model")
     distill.add_argument("scores", nargs="+", help="FaceQAN score files (CSV / JSONL / Parquet, with their .settings.json)")
@@ -542,6 +557,26 @@ def _pick_one(source, model, method, preparer, tracking, args: argparse.Namespac
         )
 
 
+def cmd_calibrate_froq(args: argparse.Namespace) -> int:
+    from .froq.calibrate import calibrate_froq
+    from .models import create_model
+    from .pipeline import collect_inputs
+
+    paths = collect_inputs(args.inputs)
+    if not paths:
+        raise ValueError("calibrate-froq: no input images found")
+    model = create_model(args.model, **_file_options(args))
+    layers = calibrate_froq(paths, model, args.model, args.max_layers, args.batch_size, args.seed, not args.quiet)
+    layers.save(args.output)
+    report = layers.report
+    print(
+        f"faceqan: FROQ layers for {args.model} from {report['faces']} faces ({report['failed']} failed): stages {layers.chosen} of {layers.stages} "
+        f"(signs {layers.signs}), Spearman with the pseudo-labels {report['spearman_after_each_layer']} -> {args.output}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from .scale import fit_scale
 
@@ -600,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_START_FAILED if exc.code else EXIT_OK
     keep_freed_memory()
-    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "export": cmd_export, "pick": cmd_pick, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
+    commands = {"score": cmd_score, "serve": cmd_serve, "calibrate": cmd_calibrate, "demo": cmd_demo, "models": cmd_models, "methods": cmd_methods, "distill": cmd_distill, "export": cmd_export, "pick": cmd_pick, "calibrate-froq": cmd_calibrate_froq, "scale": cmd_scale, "explain": cmd_explain, "report": cmd_report, "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -15,9 +15,10 @@ from ..scale import builtin_scale
 from .base import QualityMethod
 from .baselines import EmbeddingNorm, FlipSimilarity, RandomQuality, SerFiq, Sharpness
 from .faceqan_method import FaceQANMethod
+from .froq import FroqMethod
 from .student import StudentMethod
 
-__all__ = ["QualityMethod", "FaceQANMethod", "StudentMethod", "METHODS", "create_method", "given_options", "list_methods", "register_method", "score_setting_keys"]
+__all__ = ["QualityMethod", "FaceQANMethod", "FroqMethod", "StudentMethod", "METHODS", "create_method", "given_options", "list_methods", "register_method", "score_setting_keys"]
 
 METHODS: dict[str, type[QualityMethod]] = {}
 
@@ -28,7 +29,7 @@ def register_method(cls: type[QualityMethod]) -> type[QualityMethod]:
     return cls
 
 
-for _cls in (FaceQANMethod, StudentMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
+for _cls in (FaceQANMethod, StudentMethod, FroqMethod, SerFiq, FlipSimilarity, EmbeddingNorm, Sharpness, RandomQuality):
     register_method(_cls)
 
 

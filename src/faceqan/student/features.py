@@ -62,3 +62,13 @@ def features_and_embedding(model: nn.Module, images: torch.Tensor) -> tuple[torc
     norm = embedding.norm(dim=1, keepdim=True)
     parts += [F.normalize(embedding, dim=1), norm.clamp_min(1e-12).log()]
     return torch.cat(parts, dim=1), embedding
+
+
+def stage_log_norms(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, stages) log root-mean-square activation of each stage map, and (N, D) embeddings, in one
+    forward pass (FROQ's activation norms, per element so that stages of any size compare)."""
+    seen: list[torch.Tensor] = []
+    with torch.no_grad(), _tapped(model, seen):
+        embedding = model(images)
+    norms = [stage.float().pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12).sqrt().log() for stage in stage_maps(seen)]
+    return torch.stack(norms, dim=1), embedding
