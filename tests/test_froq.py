@@ -53,6 +53,7 @@ def test_froq_is_the_mean_of_the_chosen_standardised_log_norms(small_layers):
     expected = np.mean([sign * (norms[:, s].double().numpy() - mean) / std for s, sign, mean, std in zip(layers["chosen"], layers["signs"], layers["mean"], layers["std"])], axis=0)
     assert method(images)["quality"].numpy() == pytest.approx(expected, abs=1e-9)
     assert method.settings()["froq_layers_sha256"] and len(layers["chosen"]) >= 1
+    assert set(method.scale_settings()) == {"model_sha256", "method", "froq_layers_sha256"}
 
 
 @pytest.mark.slow
