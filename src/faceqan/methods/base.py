@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -134,3 +135,16 @@ class CallableMethod(QualityMethod):
 def as_method(method: QualityMethod | Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> QualityMethod:
     """``method`` itself, or a bare callable wrapped once in the contract (``CallableMethod``)."""
     return method if isinstance(method, QualityMethod) else CallableMethod(method)
+
+
+def file_for_model(model: nn.Module | None, given: str | None, shipped: Callable[[str], Path | None], error: type[Exception],
+                   user: str, missing: str, how: str) -> tuple[Path, str]:  # fmt: skip
+    """The per-model file a method reads (``given``, else the one ``shipped`` for the model) and
+    the model's weights' SHA-256 that the file must name; ``error`` says what is wrong."""
+    spec, fingerprint = getattr(model, "spec", None), getattr(model, "fingerprint", None)
+    if spec is None or fingerprint is None:
+        raise error(f"{user} needs a faceqan FaceModel (faceqan.create_model, or models.custom.from_module)")
+    path = Path(given) if given else shipped(spec.name)
+    if path is None:
+        raise error(f"no {missing} shipped for the model {spec.name!r}: {how}")
+    return path, fingerprint()

@@ -4,14 +4,13 @@ stage maps chosen per model (faceqan/froq/), averaged with their signs. Training
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..froq.layers import FroqLayersError, builtin_layers, load_layers
 from ..student.features import stage_log_norms
-from .base import QualityMethod
+from .base import QualityMethod, file_for_model
 
 
 class FroqMethod(QualityMethod):
@@ -24,14 +23,9 @@ class FroqMethod(QualityMethod):
 
     def __init__(self, model: nn.Module, froq_layers: str | None = None) -> None:
         super().__init__(model)
-        spec, fingerprint = getattr(model, "spec", None), getattr(model, "fingerprint", None)
-        if spec is None or fingerprint is None:
-            raise FroqLayersError("froq needs a faceqan FaceModel (faceqan.create_model, or models.custom.from_module)")
-        path = Path(froq_layers) if froq_layers else builtin_layers(spec.name)
-        if path is None:
-            raise FroqLayersError(f"no FROQ layers are shipped for the model {spec.name!r}: choose them with `faceqan calibrate-froq` and pass --froq-layers FILE")
+        path, weights = file_for_model(model, froq_layers, builtin_layers, FroqLayersError, "froq", "FROQ layers are", "choose them with `faceqan calibrate-froq` and pass --froq-layers FILE")
         self.path = path
-        self.layers = load_layers(path, fingerprint())
+        self.layers = load_layers(path, weights)
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         self._chosen = torch.tensor(self.layers.chosen)
         self._weights = torch.tensor([sign / std for sign, std in zip(self.layers.signs, self.layers.std)], dtype=torch.float64)

@@ -4,7 +4,6 @@ and its mirror image (the mirror gives s_f exactly, the head predicts q_adv)."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 
 from ..student.features import features_and_embedding
 from ..student.files import StudentFileError, builtin_student, load_student
-from .base import QualityMethod
+from .base import QualityMethod, file_for_model
 
 
 class StudentMethod(QualityMethod):
@@ -25,15 +24,9 @@ class StudentMethod(QualityMethod):
 
     def __init__(self, model: nn.Module, student: str | None = None) -> None:
         super().__init__(model)
-        spec = getattr(model, "spec", None)
-        fingerprint = getattr(model, "fingerprint", None)
-        if spec is None or fingerprint is None:
-            raise StudentFileError("the student needs a faceqan FaceModel (faceqan.create_model, or models.custom.from_module)")
-        path = Path(student) if student else builtin_student(spec.name)
-        if path is None:
-            raise StudentFileError(f"no student is shipped for the model {spec.name!r}: train one with `faceqan distill` and pass --student FILE")
+        path, weights = file_for_model(model, student, builtin_student, StudentFileError, "the student", "student is", "train one with `faceqan distill` and pass --student FILE")
         self.path = path
-        self.head, self.meta = load_student(path, fingerprint())
+        self.head, self.meta = load_student(path, weights)
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         self.power = float(self.meta["teacher"].get("power", 5))
         self.model.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # NHWC: faster on CPUs, as for FaceQAN
