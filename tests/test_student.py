@@ -87,10 +87,12 @@ def test_a_student_for_other_weights_or_of_another_format_is_refused(trained, tm
     out = str(tmp_path / "x.csv")
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
     assert "trained for the model 'dlib' with other weights" in capsys.readouterr().err
-    state["format"] = 99
+    state["format"], state["faceqan"] = 1, "0.2.0"  # the first students' files
     torch.save(state, other)
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
-    assert "not a student file of format 1" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "a student file of format 1 (made by faceqan 0.2.0); this faceqan reads format 2: distill it again" in error
+    assert len(error.strip().splitlines()) == 1
     other.write_bytes(b"not a torch file")
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
     assert "is not a faceqan student file" in capsys.readouterr().err
@@ -114,6 +116,52 @@ def test_distill_refuses_score_files_it_cannot_learn_from(trained, tmp_path, fac
     assert main(["distill", str(empty), *args]) == EXIT_START_FAILED
     assert "no ok rows" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_distill_refuses_labels_of_judged_people_or_of_another_version(trained, faces, tmp_path, capsys):
+    """A protocol the student will be judged on (--disjoint-from) must share no person with its
+    labels: the first offending image is named; labels of another faceqan version are refused."""
+    import json
+
+    from faceqan.student.files import load_student
+
+    scores, _ = trained
+    args = ["--cache", str(tmp_path / "c"), "-o", str(tmp_path / "s.pt"), "--quiet"]
+    judged = tmp_path / "judged.csv"
+    judged.write_text(f"path1,path2,mated\n{faces / 'b' / '0.png'},{faces / 'b' / '1.png'},1\n")
+    assert main(["distill", str(scores), "--disjoint-from", str(judged), *args]) == EXIT_START_FAILED
+    first_b = next(row["path"] for row in _rows(scores) if "/b/" in row["path"])
+    error = capsys.readouterr().err
+    assert f"{first_b}: its person 'b' is judged in {judged}" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "s.pt").exists()
+    other = tmp_path / "others.csv"
+    other.write_text(f"path1,path2,mated\n{tmp_path / 'c1' / 'x.png'},{tmp_path / 'c2' / 'y.png'},0\n")
+    assert main(["distill", str(scores), "--disjoint-from", str(other), "--refine-labels", "0.5", *args]) == EXIT_OK
+    _, meta = load_student(tmp_path / "s.pt", faceqan.create_model("dlib").fingerprint())
+    assert meta["training"] == {"refine": 0.5, "disjoint_from": ["others.csv"], "faces": 12, "people": 2}
+    old = tmp_path / "old.csv"
+    old.write_bytes(scores.read_bytes())
+    settings = json.loads(scores.with_name(scores.name + ".settings.json").read_text())
+    old.with_name(old.name + ".settings.json").write_text(json.dumps({**settings, "faceqan": "0.1.0"}))
+    assert main(["distill", str(old), *args]) == EXIT_START_FAILED
+    assert f"{old}: labels made by faceqan 0.1.0, not by this faceqan" in capsys.readouterr().err
+
+
+def test_label_refinement_moves_a_face_that_mates_badly_down_and_keeps_the_labels_values():
+    from faceqan.student.refine import refine_labels
+
+    # One person: p and r look alike, q does not; the teacher ranks q above r.
+    labels = np.array([0.9, 0.8, 0.3, 0.5])
+    embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [0.95, 0.1], [0.5, 0.5]])
+    groups = np.array(["person", "person", "person", "alone"])
+    assert np.array_equal(refine_labels(labels, embeddings, groups, 0.0), labels)
+    refined = refine_labels(labels, embeddings, groups, 1.0)
+    assert np.array_equal(np.sort(refined), np.sort(labels))  # the teacher's values, re-assigned
+    assert refined[1] == 0.3 and refined[2] > labels[2] and refined[0] == 0.9  # q moves below r; p keeps its rank
+    small = refine_labels(labels, embeddings, groups, 0.05)
+    assert np.array_equal(np.argsort(small), np.argsort(labels))  # a small step does not reach across
+    with pytest.raises(ValueError, match="refinement step"):
+        refine_labels(labels, embeddings, groups, 1.5)
 
 
 @pytest.mark.slow

@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--cache", default=".faceqan-cache", help="cache folder for the features")
     distill.add_argument("--batch-size", type=positive_int, default=16)
     distill.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
+    distill.add_argument("--disjoint-from", action="append", default=[], metavar="PROTOCOL", help="a protocol the student will be judged on: refuse labels of its people (repeatable)")
+    distill.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA", help="identity-based label refinement step in [0, 1] (default 0: the teacher's labels as they are)")
     distill.add_argument("--quiet", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
@@ -592,7 +594,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .student.distill import distill
 
     model = create_model(args.model)
-    head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed)
+    head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed, tuple(args.disjoint_from), args.refine_labels)
     report = head.report
     print(
         f"faceqan: student for {args.model} from {report['samples']} faces: cross-validated Spearman with the teacher's q_adv "

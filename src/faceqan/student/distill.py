@@ -16,9 +16,11 @@ from ..methods.base import QualityMethod
 from ..methods.faceqan_method import FaceQANMethod
 from ..models.spec import FaceModel
 from ..sinks import read_rows, settings_file
+from ..version import __version__
 from .features import features_and_embedding
 from .files import save_student
 from .head import RidgeHead, fit_head
+from .refine import refine_labels
 
 TEACHER_KEYS = (*FaceQANMethod.score_options, "landmarks", "aligned")  # what the labels depend on
 
@@ -48,6 +50,8 @@ def read_labels(score_files: list[str], model: FaceModel) -> Labels:
         if not sidecar.exists():
             raise ValueError(f"{file}: no {sidecar.name} beside it; distill reads `faceqan score` outputs")
         settings = json.loads(sidecar.read_text())
+        if settings.get("faceqan") != __version__:
+            raise ValueError(f"{file}: labels made by faceqan {settings.get('faceqan')}, not by this faceqan {__version__}; score them again")
         if settings.get("method", "faceqan") != "faceqan":
             raise ValueError(f"{file} holds {settings['method']} scores; distill learns from FaceQAN's")
         if settings.get("model_sha256") != model.fingerprint():
@@ -65,20 +69,56 @@ def read_labels(score_files: list[str], model: FaceModel) -> Labels:
     return Labels(paths, np.array(values), teacher or {})
 
 
-def distill(score_files: list[str], model: FaceModel, model_name: str, output: str | Path, cache: str | Path, batch_size: int = 16,
-            progress: bool = True, seed: int = 0) -> RidgeHead:  # fmt: skip
-    """Fit a student to the score files' labels and write it to ``output``."""
-    labels = read_labels(score_files, model)
+@dataclass
+class TrainingSet:
+    """The labelled faces whose features could be computed: features, q_adv, person of each."""
+
+    paths: list[str]
+    features: np.ndarray
+    q_adv: np.ndarray
+    groups: np.ndarray
+    teacher: dict
+
+
+def check_disjoint(labels: Labels, protocols: list[str]) -> None:
+    """Refuse labels of a person a protocol judges on (people are image folder names, as in the
+    student's cross-validation), naming the first such image."""
+    from ..evaluation.datasets import load_protocol
+
+    for spec in protocols:
+        judged = {Path(image).parent.name for image in load_protocol(spec).image_paths()}
+        for path in labels.paths:
+            if Path(path).parent.name in judged:
+                raise ValueError(f"{path}: its person {Path(path).parent.name!r} is judged in {spec}; a student must not learn from the people it is judged on")
+
+
+def training_set(labels: Labels, model: FaceModel, cache: str | Path, batch_size: int = 16, progress: bool = True) -> TrainingSet:
+    """The student's features of each labelled face (cached in ``cache``); faces not found again are left out."""
     preparer = FacePreparer(model.spec, aligned=bool(labels.teacher.get("aligned")), landmarks=labels.teacher.get("landmarks") or "refined")
     setting = {"kind": "student-features", "model_sha256": model.fingerprint(), **preparer.settings(), "format": 1}
-    from ..version import __version__
-
     rows = cached_values(labels.paths, preparer, FeatureMethod(model), ResultCache(cache, {**setting, "faceqan": __version__}), batch_size, progress)
     keep = [i for i, path in enumerate(labels.paths) if (rows.get(path) or {}).get("status") == "ok"]
     if not keep:
         raise ValueError("no face of the score files could be prepared again for the features")
-    features = np.array([rows[labels.paths[i]]["features"] for i in keep], np.float64)
-    groups = np.array([Path(labels.paths[i]).parent.name for i in keep])
-    head = fit_head(features, labels.q_adv[keep], groups, seed=seed)
-    save_student(output, head, model_name, model.fingerprint(), labels.teacher, features.shape[1])
+    paths = [labels.paths[i] for i in keep]
+    features = np.array([rows[path]["features"] for path in paths], np.float64)
+    groups = np.array([Path(path).parent.name for path in paths])
+    return TrainingSet(paths, features, labels.q_adv[keep], groups, labels.teacher)
+
+
+def distill(score_files: list[str], model: FaceModel, model_name: str, output: str | Path, cache: str | Path, batch_size: int = 16,
+            progress: bool = True, seed: int = 0, disjoint_from: tuple[str, ...] = (), refine: float = 0.0) -> RidgeHead:  # fmt: skip
+    """Fit a student to the score files' labels (refined by identity with step ``refine``, see
+    student.refine) and write it to ``output``; refuses labels of people ``disjoint_from``'s
+    protocols judge on."""
+    labels = read_labels(score_files, model)
+    check_disjoint(labels, list(disjoint_from))
+    data = training_set(labels, model, cache, batch_size, progress)
+    embedding_size = model.spec.embedding_size or 0
+    if refine and not embedding_size:
+        raise ValueError(f"label refinement needs the model's embedding size, which {model_name!r} does not state")
+    target = refine_labels(data.q_adv, data.features[:, -embedding_size - 1 : -1], data.groups, refine) if refine else data.q_adv
+    head = fit_head(data.features, target, data.groups, seed=seed)
+    training = {"refine": refine, "disjoint_from": [Path(spec).name for spec in disjoint_from], "faces": len(data.paths), "people": int(np.unique(data.groups).size)}
+    save_student(output, head, model_name, model.fingerprint(), data.teacher, data.features.shape[1], training)
     return head

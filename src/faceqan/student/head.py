@@ -47,10 +47,9 @@ class RidgeHead:
         return np.interp(probability, np.linspace(0, 1, self.quantiles.size), self.quantiles)
 
 
-def _solve(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[np.ndarray, float]:
-    """Ridge on standardised, centred x: (X'X + penalty I)^-1 X'y; the bias is y's mean."""
-    gram = x.T @ x + penalty * np.eye(x.shape[1])
-    return np.linalg.solve(gram, x.T @ (y - y.mean())), float(y.mean())
+def _solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndarray:
+    """Ridge weights (X'X + penalty I)^-1 X'y from X'X and X'y of standardised, centred x."""
+    return np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), moment)
 
 
 def fit_head(features: np.ndarray, q_adv: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0) -> RidgeHead:
@@ -64,18 +63,19 @@ def fit_head(features: np.ndarray, q_adv: np.ndarray, groups: np.ndarray, folds:
         fold = np.array([fold_of_group[g] for g in groups])
     else:  # too few people to keep each in one fold: folds of samples (the report says so)
         fold = rng.permutation(q_adv.size) % folds
-    cv: dict[float, float] = {}
-    for penalty in PENALTIES:
-        predicted = np.empty_like(target)
-        for k in range(folds):
-            train, test = fold != k, fold == k
-            mean, scale = features[train].mean(0), features[train].std(0) + 1e-8
-            weight, bias = _solve((features[train] - mean) / scale, target[train], penalty)
-            predicted[test] = ((features[test] - mean) / scale) @ weight + bias
-        cv[penalty] = float(spearmanr(predicted, q_adv).statistic)
+    predicted = {penalty: np.empty_like(target) for penalty in PENALTIES}
+    for k in range(folds):  # X'X once per fold, solved for every penalty
+        train, test = fold != k, fold == k
+        mean, scale = features[train].mean(0), features[train].std(0) + 1e-8
+        x = (features[train] - mean) / scale
+        gram, moment, bias = x.T @ x, x.T @ (target[train] - target[train].mean()), target[train].mean()
+        for penalty in PENALTIES:
+            predicted[penalty][test] = ((features[test] - mean) / scale) @ _solve(gram, moment, penalty) + bias
+    cv = {penalty: float(spearmanr(predicted[penalty], q_adv).statistic) for penalty in PENALTIES}
     best = max(cv, key=cv.get)
     mean, scale = features.mean(0), features.std(0) + 1e-8
-    weight, bias = _solve((features - mean) / scale, target, best)
+    x = (features - mean) / scale
+    weight, bias = _solve(x.T @ x, x.T @ (target - target.mean()), best), float(target.mean())
     quantiles = np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS))
     report = {"cv_spearman_q_adv": cv[best], "cv_folds_by": "identity" if unique.size >= folds else "sample", "cv_by_penalty": {f"{p:g}": round(v, 4) for p, v in cv.items()}, "samples": int(q_adv.size)}
     return RidgeHead(mean, scale, weight, bias, quantiles, best, report)

@@ -1,0 +1,105 @@
+"""Which student v2 to ship: training choices compared on faces of people each fit did not see.
+
+    python benchmarks/student_variants.py --model dlib [--labels runs/student/v2/labels_dlib.csv] [--cache runs/cache]
+
+Validation, never the judging protocols: 5 folds over the people of the training labels
+(benchmarks/student_pool.py, judged people already removed); each original face gets the
+prediction of the fit on the other folds' people; then ERC AUC x1e3 at 10/20/40/80 % and EDC
+pAUC x1e3 to 0.3 at FMR 1e-3 on all pairs among the original faces, the quality model's own
+errors (its embedding is part of the features). Variants: the training faces (View 1 train
+only, as student v1, or the whole pool) and the label refinement step theta
+(faceqan.student.refine); rows for the teacher itself and s_f alone give the scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import numpy as np
+
+from faceqan.evaluation.evaluate import comparison_scores, evaluate
+from faceqan.evaluation.protocols import paths_all_pairs
+from faceqan.models import create_model
+from faceqan.sinks import read_rows
+from faceqan.student.distill import TrainingSet, read_labels, training_set
+from faceqan.student.head import fit_head
+from faceqan.student.refine import refine_labels
+
+FOLDS = 5
+
+
+def folds_by_person(groups: np.ndarray, seed: int = 0) -> np.ndarray:
+    unique = np.unique(groups)
+    fold_of = dict(zip(unique, np.random.default_rng(seed).permutation(unique.size) % FOLDS))
+    return np.array([fold_of[g] for g in groups])
+
+
+@dataclass
+class Validation:
+    """The training faces, their exact s_f, own-model embeddings, which are originals and of View 1 train, and folds by person."""
+
+    data: TrainingSet
+    s_f: np.ndarray
+    embeddings: np.ndarray
+    original: np.ndarray
+    view1: np.ndarray
+    fold: np.ndarray
+
+
+def validation_data(model_name: str, model, labels_file: str, cache: str) -> Validation:
+    data = training_set(read_labels([labels_file], model), model, cache, progress=False)
+    flip = {row["path"]: float(row["flip_sim"]) for row in read_rows(labels_file) if row.get("status") == "ok" and str(row.get("face")) == "0"}
+    dim = model.spec.embedding_size
+    view1_paths = set(read_labels([f"benchmarks/student_labels/labels_{model_name}.csv"], model).paths)
+    return Validation(
+        data, np.array([flip[p] for p in data.paths]), data.features[:, -dim - 1 : -1], np.array(["/degraded" not in p for p in data.paths]),
+        np.array([p in view1_paths for p in data.paths]), folds_by_person(data.groups),
+    )  # fmt: skip
+
+
+def out_of_fold(v: Validation, fit_predict, train_mask: np.ndarray | None = None) -> np.ndarray:
+    """Each face's prediction from ``fit_predict(train_index, test_index)`` fitted on the other folds' people."""
+    predicted = np.full(len(v.data.paths), np.nan)
+    for k in range(FOLDS):
+        train = (v.fold != k) & (True if train_mask is None else train_mask)
+        predicted[v.fold == k] = fit_predict(np.flatnonzero(train), np.flatnonzero(v.fold == k))
+    return predicted
+
+
+def print_table(v: Validation, qualities: dict[str, np.ndarray]) -> None:
+    images = [p for p, keep in zip(v.data.paths, v.original) if keep]
+    protocol = paths_all_pairs(images, "all pairs among the training originals")
+    scores, valid = comparison_scores(protocol, dict(zip(images, v.embeddings[v.original])))
+    assert valid.all()
+    results = evaluate(protocol, scores, {k: q[v.original] for k, q in qualities.items()}, edc_limit=0.3, resamples=0, random_seeds=0)
+    print(f"{len(images)} originals, {int(protocol.mated.sum())} mated pairs; ERC AUC x1e3 at 10/20/40/80, EDC pAUC to 0.3")
+    for result in results:
+        r = result.values
+        print(f"{result.name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@20']:.1f})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="dlib")
+    parser.add_argument("--labels", default=None)
+    parser.add_argument("--cache", default="runs/cache")
+    parser.add_argument("--thetas", default="0,0.1,0.25,0.5")
+    args = parser.parse_args()
+    model = create_model(args.model)
+    v = validation_data(args.model, model, args.labels or f"runs/student/v2/labels_{args.model}.csv", args.cache)
+    d = v.data
+    print(f"{args.model}: {len(d.paths)} faces ({v.original.sum()} originals, {v.view1.sum()} of View 1 train), {np.unique(d.groups).size} people", flush=True)
+    qualities: dict[str, np.ndarray] = {"teacher": (d.q_adv * v.s_f).clip(0) ** 5, "s_f": v.s_f}
+    for pool, train_mask in (("view1", v.view1), ("pool", None)):
+        for theta in (float(t) for t in args.thetas.split(",")):
+            target = refine_labels(d.q_adv, v.embeddings, d.groups, theta)
+
+            def ridge(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+                return fit_head(d.features[train], target[train], d.groups[train]).predict(d.features[test])
+
+            qualities[f"{pool} theta={theta:g}"] = (out_of_fold(v, ridge, train_mask) * v.s_f).clip(0) ** 5
+    print_table(v, qualities)
+
+
+if __name__ == "__main__":
+    main()
