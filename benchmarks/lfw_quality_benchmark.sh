@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
-# The LFW View 2 quality benchmark: FaceQAN and every baseline, for each quality model,
-# judged by each comparison model (model-specific and cross-model), on the official pairs
-# and on all pairs among the 7,701 pair images.
+# The LFW View 2 quality benchmark: FaceQAN, the one-pass methods and the baselines, for each
+# quality model, judged by each comparison model (model-specific and cross-model), on the
+# official pairs and on all pairs among the 7,701 pair images; then README's headline table.
 #   bash benchmarks/lfw_quality_benchmark.sh
-# Environment: QUALITY_MODELS (default "dlib"), COMPARISON_MODELS (default "dlib sface"),
-# FACEQAN_SHARED (default ../shared), MAX_IMAGES (only the first N of the 7,701
-# images and the pairs among them; default all), LANDMARKS (default single: the published
-# tables in docs/lfw were made before refined landmarks became faceqan's default; refined
-# re-scores every image, hours here). Scoring thousands of images takes about an hour
-# per FaceQAN model here: run it in the background; every embedding and quality is cached
-# in runs/cache, so an interrupted run resumes where it stopped, and a rerun costs minutes.
-# Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>[_first<N>]/results.md
-# and are gathered in docs/lfw_benchmark.md (each table's header says its protocol and settings).
+# Environment: QUALITY_MODELS (default "dlib sface"), COMPARISON_MODELS (default "dlib sface"),
+# FACEQAN_SHARED (default ../shared), BOOTSTRAP (all-pairs resamples, default 30).
+# FaceQAN's qualities are the committed scores of benchmarks/view2_scores/MODEL_all.csv (this
+# faceqan version, each model's defaults, refined landmarks; their paths rewritten to this
+# machine's LFW under runs/); every other method runs here, cached in runs/cache, so an
+# interrupted run resumes where it stopped (a first run: about an hour per quality model here;
+# run it in the background). The students' training people (LFW View 1's training file and the
+# extra pool) are in View 2: their rows are marked so.
+# Tables go to docs/lfw/<quality>-quality_<comparison>-errors_<protocol>/results.md, gathered in
+# docs/lfw_benchmark.md; benchmarks/lfw_headline.py writes README's table from one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
-QUALITY_MODELS=${QUALITY_MODELS:-dlib}
+QUALITY_MODELS=${QUALITY_MODELS:-dlib sface}
 COMPARISON_MODELS=${COMPARISON_MODELS:-dlib sface}
-LANDMARKS=${LANDMARKS:-single}
+STUDENT_NOTE="faceqan-student (trained on View 2 people)"
 summary=docs/lfw_benchmark.md
+mkdir -p runs/view2
 for quality in $QUALITY_MODELS; do
-  methods=(--method faceqan --method serfiq --method flip --method embedding_norm --method sharpness)
+  scores="runs/view2/faceqan_$quality.csv"  # the committed scores, paths pointing at this machine's LFW
+  sed -E "s#^[^,]*/images_deepfunneled/#$LFW/images_deepfunneled/#" "benchmarks/view2_scores/${quality}_all.csv" > "$scores"
+  methods=(--quality-csv "faceqan=$scores" --quality-csv "faceqan q_adv (no symmetry)=$scores:q_adv"
+           --method faceqan-student --method froq --method flip --method serfiq --method embedding_norm --method sharpness)
   for comparison in $COMPARISON_MODELS; do
     for protocol in official all-pairs; do
       extra=()
-      [ -n "${MAX_IMAGES:-}" ] && extra+=(--max-images "$MAX_IMAGES")
-      [ "$protocol" = all-pairs ] && extra+=(--all-pairs --bootstrap 30)
-      out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}${MAX_IMAGES:+_first$MAX_IMAGES}"
+      [ "$protocol" = all-pairs ] && extra+=(--all-pairs --bootstrap "${BOOTSTRAP:-30}")
+      out="docs/lfw/${quality}-quality_${comparison}-errors_${protocol}"
       "$FAQ" evaluate "$LFW/pairs.txt" "${extra[@]}" --comparison-model "$comparison" --quality-model "$quality" \
-        "${methods[@]}" --landmarks "$LANDMARKS" --cache runs/cache --out "$out" --quiet > /dev/null
+        "${methods[@]}" --cache runs/cache --out "$out" --quiet > /dev/null
+      sed -i "s/^| faceqan-student |/| $STUDENT_NOTE |/" "$out/results.md"
       echo "wrote $out/results.md"
     done
   done
@@ -37,10 +42,11 @@ done
 {
   echo "# LFW View 2 quality benchmark"
   echo
-  echo "Made by \`QUALITY_MODELS=... COMPARISON_MODELS=... bash benchmarks/lfw_quality_benchmark.sh\`:"
-  echo "sections named <quality>-quality_<comparison>-errors_<protocol> cover all 7,701 images; those"
-  echo "ending in _first<N> were made with \`MAX_IMAGES=N\` on the first N images only. Each table's"
-  echo "header gives its protocol, models and settings. Faces aligned with \`--landmarks $LANDMARKS\`."
+  echo "Made by \`bash benchmarks/lfw_quality_benchmark.sh\` with faceqan $(.venv/bin/python -c 'import faceqan; print(faceqan.__version__)')"
+  echo "(refined landmarks). FaceQAN's rows come from benchmarks/view2_scores/ (each model's defaults)."
+  echo "Each table's header gives its protocol, models and settings. The students were trained on"
+  echo "people who are in View 2 (LFW View 1's training file): their rows are marked, and"
+  echo "[docs/student.md](student.md) judges them on unseen people."
   for f in docs/lfw/*/results.md; do
     echo
     echo "## $(basename "$(dirname "$f")")"
@@ -51,3 +57,4 @@ done
   done
 } > "$summary"
 echo "wrote $summary"
+.venv/bin/python benchmarks/lfw_headline.py docs/lfw/dlib-quality_dlib-errors_all-pairs/results.csv README.md

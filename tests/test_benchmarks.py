@@ -1,5 +1,6 @@
 """The benchmark scripts run from a clean clone (tiny settings: this checks they work, not speed)."""
 
+import csv
 import os
 import re
 import subprocess
@@ -28,6 +29,8 @@ NEEDS_DATA = {
     "ray_scaling.py": ["--images", "2"],
     "portability.py": ["--images", "2"],
     "pick_speed.py": ["--frames", "4"],
+    "student_pool.py": ["--out", "OUT"],
+    "judge_students.py": ["--no-speed", "--bootstrap", "1", "--out", "OUT"],
 }
 
 
@@ -150,3 +153,21 @@ def test_pick_speed_benchmark_prints_fps_and_where_the_time_goes(lfw_root):
     for faces, tracks in (("1 face(s)", 1), ("3 face(s)", 3)):
         line = next(line for line in out.splitlines() if line.startswith(faces))
         assert re.search(rf"[0-9.]+ fps \({tracks} tracks\)", line) and "detect (YuNet)" in line and "score (quality method)" in line, out
+
+
+def test_the_readme_headline_table_is_written_from_an_evaluation(tmp_path):
+    results = Path(__file__).resolve().parents[1] / "docs" / "lfw" / "dlib-quality_dlib-errors_all-pairs" / "results.csv"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- headline -->\nold table\n<!-- /headline -->\nafter\n")
+    _run("lfw_headline.py", str(results), str(readme))
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nbefore\n<!-- headline -->\n") and text.endswith("<!-- /headline -->\nafter\n")
+    with open(results, newline="") as handle:
+        rows = {row["method"]: row for row in csv.DictReader(handle)}
+    faceqan = rows["faceqan"]
+    assert f"| **FaceQAN** | **{float(faceqan['erc_auc@10']):.1f}** / " in text  # FaceQAN's row; its ERC@10 is this run's best
+    assert f"{float(rows['serfiq']['erc_auc@80']):.1f} ({float(rows['serfiq']['edc_pauc@20']):.1f})" in text
+    assert re.search(r"takes FNMR from 0\.\d{3} to 0\.\d{3}\.", text)
+    readme.write_text("no markers\n")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "lfw_headline.py"), str(results), str(readme)], capture_output=True, text=True)
+    assert result.returncode != 0 and "no <!-- headline -->" in result.stderr

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--comparison-model", default="dlib", help="FR model whose errors are measured: built-in name or model file (default dlib); --arch, --input-* and --bgr read model files")
     evaluate.add_argument("--quality-model", default=None, help="FR model the quality methods use: name or file (default: the comparison model)")
     evaluate.add_argument("--method", action="append", default=[], help="quality computed on the fly, any of `faceqan methods` (faceqan, faceqan-student, serfiq, flip, ...; repeatable)")
-    evaluate.add_argument("--quality-csv", action="append", default=[], metavar="NAME=FILE[:COLUMN]", help="qualities from a `faceqan score` output (column default quality)")
+    evaluate.add_argument("--quality-csv", action="append", default=[], metavar="NAME=FILE[:COLUMN]", help="qualities from a `faceqan score` output (column default quality); listed first, so paired intervals are against it")
     _add_faceqan_options(evaluate)
     evaluate.add_argument("--fmr", type=float, default=1e-3, help="target FMR of the ERC threshold and the EDC's fixed threshold (default 1e-3)")
     evaluate.add_argument("--edc-limit", type=float, default=0.2, help="pAUC discard limit (default 0.2)")

@@ -182,6 +182,9 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
         check_enough_pairs(protocol, config.fmr, f"after dropping {dropped} pairs with an image without a face")
 
     qualities: dict[str, np.ndarray] = {}
+    for spec in config.quality_csv:  # score files first: the paired intervals are against the first row
+        name, values = _quality_from_csv(spec, paths)
+        qualities[name] = item_values(protocol, paths, values)
     preparer = FacePreparer(quality_model.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
     for method in methods:
         cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, landmarks, method.options()))
@@ -189,9 +192,6 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
         for label, column in method.evaluation_columns().items():
             per_image = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, paths)], float)
             qualities[label] = item_values(protocol, paths, per_image)
-    for spec in config.quality_csv:
-        name, values = _quality_from_csv(spec, paths)
-        qualities[name] = item_values(protocol, paths, values)
     results = evaluate(protocol, scores, qualities, config.fmr, config.edc_limit, config.pair_quality, config.bootstrap, config.random_seeds, config.edc_start_fnmr)
     edc_threshold = f"at FMR {config.fmr:g}" if config.edc_start_fnmr is None else f"at a starting FNMR of {config.edc_start_fnmr:g} (on all mated pairs)"
     rows, markdown = results_table(results)
