@@ -30,7 +30,7 @@ import numpy as np
 
 from faceqan.cache import ResultCache
 from faceqan.embedding import EmbeddingMethod
-from faceqan.evaluation.evaluate import cached_values, comparison_scores, evaluate
+from faceqan.evaluation.evaluate import cached_values, cached_values_of, comparison_scores, evaluate
 from faceqan.evaluation.protocols import Protocol, all_pairs, read_lfw_pairs
 from faceqan.evaluation.run import _cache_setting
 from faceqan.faces.prepare import FacePreparer
@@ -71,27 +71,25 @@ def faceqan_scores(model: str) -> dict[str, float]:
     return found
 
 
-def method_values(paths: list[str], model_name: str, model, method, cache: str, column: str) -> np.ndarray:
-    preparer = FacePreparer(model.spec, landmarks="refined")
-    setting = _cache_setting(method.name, model_name, model, "refined", method.options())
-    rows = cached_values(paths, preparer, method, ResultCache(cache, setting), method.default_batch_size(), progress=False)
-    return np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, paths)], float)
-
-
 def qualities_for(paths: list[str], model_name: str, model, v1: Path, v2: Path, cache: str) -> dict[str, np.ndarray]:
-    values = {
-        "student v2": method_values(paths, model_name, model, create_method("faceqan-student", model, student=str(v2)), cache, "quality"),
-        "student v1": method_values(paths, model_name, model, create_method("faceqan-student", model, student=str(v1)), cache, "quality"),
+    methods = {
+        "student v2": create_method("faceqan-student", model, student=str(v2)),
+        "student v1": create_method("faceqan-student", model, student=str(v1)),
+        **{name: create_method(name, model) for name in BASELINES},
     }
+    jobs = [(m, ResultCache(cache, _cache_setting(m.name, model_name, model, "refined", m.options()))) for m in methods.values()]
+    all_rows = cached_values_of(paths, FacePreparer(model.spec, landmarks="refined"), jobs, max(m.default_batch_size() for m in methods.values()), progress=False)
+    values = {}
+    for (name, method), rows in zip(methods.items(), all_rows):
+        column = next(iter(method.evaluation_columns().values()))
+        values[name] = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, paths)], float)
     teacher = faceqan_scores(model_name)
     values["FaceQAN"] = np.array([teacher.get(lfw_key(p), np.nan) for p in paths])
     if np.isnan(values["FaceQAN"]).any():
         missing = [p for p, v in zip(paths, values["FaceQAN"]) if np.isnan(v)]
         print(f"  {model_name}: {len(missing)} images without a FaceQAN score (first {missing[0]}); they are rejected first", file=sys.stderr)
-    for name in BASELINES:
-        method = create_method(name, model)
-        values[name] = method_values(paths, model_name, model, method, cache, next(iter(method.evaluation_columns().values())))
-    return values
+    order = ["student v2", "student v1", "FaceQAN", *BASELINES]  # v2 first: the paired intervals are against it
+    return {name: values[name] for name in order}
 
 
 def interval(pair: tuple[float, float]) -> str:

@@ -199,3 +199,35 @@ def test_aligned_chips_are_evaluated_without_detection(lfw_aligned_root, tmp_pat
     assert "landmarks: none (aligned input)" in results and "; 0 pairs dropped" in results
     assert _table(out)["flip"]["erc_auc@20"] != ""
     assert "| none | - | 0.0000 |" in results  # well-aligned chips: SFace verifies every mated pair at FMR 0.1
+
+
+def test_several_methods_share_each_image_detection_and_each_computes_only_what_its_cache_lacks(identity_folder, tmp_path):
+    from faceqan.cache import ResultCache
+    from faceqan.evaluation.evaluate import cached_values, cached_values_of
+    from faceqan.faces.prepare import FacePreparer
+    from faceqan.methods import create_method
+    from faceqan.models import create_model
+
+    model = create_model("dlib")
+    paths = [str(p) for p in sorted(identity_folder.rglob("*.jpg"))[:3]]
+    prepared: list[str] = []
+
+    class CountingPreparer(FacePreparer):
+        def __call__(self, path):
+            prepared.append(path)
+            return super().__call__(path)
+
+    preparer = CountingPreparer(model.spec, landmarks="refined")
+    methods = [create_method("flip", model), create_method("sharpness", model)]
+    caches = [ResultCache(tmp_path / "joint", {"method": m.name}) for m in methods]
+    cached_values(paths[:1], preparer, methods[1], caches[1], 1, progress=False)  # sharpness already has one image
+    prepared.clear()
+    rows = cached_values_of(paths, preparer, list(zip(methods, caches)), 1, progress=False)
+    assert sorted(prepared) == sorted(paths)  # each image once, for both methods
+    alone = [cached_values(paths, preparer, m, ResultCache(tmp_path / "alone", {"method": m.name}), 1, progress=False) for m in methods]
+    for together, single in zip(rows, alone):
+        assert all(together[p]["status"] == "ok" for p in paths)
+        assert [together[p]["quality"] for p in paths] == pytest.approx([single[p]["quality"] for p in paths], abs=1e-6)
+    prepared.clear()
+    assert cached_values_of(paths, preparer, list(zip(methods, caches)), 1, progress=False) == rows
+    assert prepared == []  # everything cached: nothing detected again

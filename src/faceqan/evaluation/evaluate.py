@@ -10,7 +10,7 @@ import numpy as np
 
 from ..cache import ResultCache, file_digest
 from ..faces.prepare import FacePreparer
-from ..pipeline import Method, score_stream
+from ..pipeline import BatchLimit, Method, prepared_batches, score_batch
 from .metrics import NonmatedPairs, area, bootstrap, edc, edc_threshold, erc, pair_quality, pauc
 from .protocols import Protocol
 
@@ -20,16 +20,28 @@ ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
 
 def cached_values(paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True) -> dict[str, dict]:
     """Each path's row of ``method`` values (status included), computing only what the cache lacks."""
+    return cached_values_of(paths, preparer, [(method, cache)], batch_size, progress)[0]
+
+
+def cached_values_of(paths: list[str], preparer: FacePreparer, jobs: list[tuple[Method, ResultCache]], batch_size: int = 8, progress: bool = True) -> list[dict[str, dict]]:
+    """Per (method, cache) job, each path's row of values (status included), computing only
+    what each cache lacks; an image is detected and aligned once for all the jobs that need it."""
     from tqdm import tqdm
 
     digests = {path: file_digest(path) for path in paths}
-    todo = [p for p in paths if cache.get(digests[p]) is None]
-    with tqdm(total=len(todo), unit="img", disable=not progress or not todo, desc=cache.path.stem) as bar:
-        for batch in score_stream(todo, preparer, method, batch_size):
-            rows = [row for row in batch if row["face"] == 0]
-            cache.put_many({digests[row["path"]]: {k: v for k, v in row.items() if k not in ("path", "box")} for row in rows})
-            bar.update(len(rows))
-    return {path: cache.get(digests[path]) for path in paths}
+    todo = [{p for p in paths if cache.get(digests[p]) is None} for _, cache in jobs]
+    needed = [p for p in paths if any(p in missing for missing in todo)]
+    limits = [BatchLimit() for _ in jobs]
+    names = "+".join(cache.path.stem for (_, cache), missing in zip(jobs, todo) if missing)
+    with tqdm(total=len(needed), unit="img", disable=not progress or not needed, desc=names) as bar:
+        for faces in prepared_batches(needed, preparer, batch_size):
+            for (method, cache), missing, limit in zip(jobs, todo, limits):
+                mine = [face for face in faces if face.path in missing]
+                if mine:
+                    rows = [row for row in score_batch(mine, method, limit) if row["face"] == 0]
+                    cache.put_many({digests[row["path"]]: {k: v for k, v in row.items() if k not in ("path", "box")} for row in rows})
+            bar.update(len({face.path for face in faces}))
+    return [{path: cache.get(digests[path]) for path in paths} for _, cache in jobs]
 
 
 def item_embeddings(protocol: Protocol, per_image: dict[str, list[float] | None]) -> dict[str, np.ndarray | None]:

@@ -21,7 +21,7 @@ from ..models import BUILTIN_MODELS, create_model
 from ..models.spec import FaceModel
 from ..runner import provenance
 from ..sinks import read_rows
-from .evaluate import cached_values, comparison_scores, evaluate, plot_curves, results_table
+from .evaluate import cached_values_of, comparison_scores, evaluate, plot_curves, results_table
 from .metrics import threshold_at_fmr
 from .operating_points import operating_points, operating_points_table, random_operating_points
 from .datasets import load_protocol
@@ -173,7 +173,11 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
     embedder = EmbeddingMethod(comparison)
     embed_cache = ResultCache(config.cache, _cache_setting("embedding", config.comparison_model, comparison, landmarks, {}))
     preparer = FacePreparer(comparison.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
-    embeddings = cached_values(paths, preparer, embedder, embed_cache, config.batch_size or embedder.default_batch_size(), not config.quiet)
+    method_jobs = [(m, ResultCache(config.cache, _cache_setting(m.name, quality_model_name, quality_model, landmarks, m.options()))) for m in methods]
+    # One model: its embeddings and every method share each image's detection and alignment.
+    jobs = [(embedder, embed_cache), *(method_jobs if same_model else [])]
+    values = cached_values_of(paths, preparer, jobs, config.batch_size or max(m.default_batch_size() for m, _ in jobs), not config.quiet)
+    embeddings, method_rows = values[0], values[1:]
     per_item = item_embeddings(protocol, {p: (r or {}).get("embedding") if (r or {}).get("status") == "ok" else None for p, r in embeddings.items()})
     scores, valid = comparison_scores(protocol, per_item)
     dropped = int((~valid).sum())
@@ -185,10 +189,10 @@ def run_evaluation(config: EvaluationConfig) -> list[dict]:
     for spec in config.quality_csv:  # score files first: the paired intervals are against the first row
         name, values = _quality_from_csv(spec, paths)
         qualities[name] = item_values(protocol, paths, values)
-    preparer = FacePreparer(quality_model.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
-    for method in methods:
-        cache = ResultCache(config.cache, _cache_setting(method.name, quality_model_name, quality_model, landmarks, method.options()))
-        rows = cached_values(paths, preparer, method, cache, config.batch_size or method.default_batch_size(), not config.quiet)
+    if method_jobs and not same_model:
+        preparer = FacePreparer(quality_model.spec, config.aligned, landmarks=config.landmarks, given_landmarks=protocol.landmarks)
+        method_rows = cached_values_of(paths, preparer, method_jobs, config.batch_size or max(m.default_batch_size() for m in methods), not config.quiet)
+    for method, rows in zip(methods, method_rows):
         for label, column in method.evaluation_columns().items():
             per_image = np.array([(r or {}).get(column, np.nan) if (r or {}).get("status") == "ok" else np.nan for r in map(rows.get, paths)], float)
             qualities[label] = item_values(protocol, paths, per_image)
