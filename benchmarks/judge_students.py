@@ -119,6 +119,7 @@ def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]]]:
                 kept = protocol.subset(valid)
                 results = evaluate(kept, scores[valid], qualities, edc_limit=0.3, resamples=args.bootstrap)
                 title = f"{quality_model} quality, {errors}'s errors" + ("" if valid.all() else f" ({int((~valid).sum())} pairs without a face dropped)")
+                section = len(lines)
                 lines += [f"### {key}: {title}", "", "| method | " + " | ".join(HEADERS) + " |", "|---|" + "---|" * len(HEADERS)]
                 for result in results:
                     cells = [f"{result.values[c]:.1f}" + (f" {interval(result.intervals[c])}" if c in result.intervals else "") for c in COLUMNS]
@@ -135,7 +136,7 @@ def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]]]:
                             worse = [c for c in COLUMNS if v2_minus[c][0] > 0]
                             goals.append((f"{key} {quality_model} quality, {errors}'s errors: v2 no worse than FaceQAN in every column" + (f" (worse: {', '.join(worse)})" if worse else ""), not worse))
                 lines.append("")
-                print("\n".join(lines[-len(results) * 2 - 9 :]), flush=True)
+                print("\n".join(lines[section:]), flush=True)
     return lines, goals
 
 

@@ -60,6 +60,9 @@ def main() -> None:
     judged = set(people) | {Path(image).parent.name for image in read_lfw_pairs(lfw / "pairsDevTest.txt").images}
     args.out.mkdir(parents=True, exist_ok=True)
     for model in ("dlib", "sface"):
+        if not (args.labels / f"labels_{model}.csv").exists():
+            print(f"{args.labels}: no labels_{model}.csv, {model} skipped")
+            continue
         rows = [row for name in (f"labels_{model}.csv", f"labels_{model}_extra.csv") for row in read_rows(args.labels / name)]
         kept = [row for row in rows if Path(row["path"]).parent.name not in judged]
         target = args.out / f"labels_{model}.csv"

@@ -1,36 +1,38 @@
 #!/usr/bin/env bash
-# Reproduce a built-in student from the data, then judge it on faces it never saw.
-#   bash benchmarks/train_students.sh [MODEL]        (dlib or sface; default dlib)
-# 1. The training set: LFW View 1's 3,443 training images + one seeded degraded copy each
+# Reproduce a built-in student (v2) from the data, then judge it on people no student saw.
+#   bash benchmarks/train_students.sh [MODEL]        (dlib or sface; default dlib; THETA=0.5)
+# 1. Training faces: LFW View 1's 3,443 training images and the extra pool's 3,569 (every other
+#    LFW image whose person is in neither judging protocol), each with one seeded degraded copy
 #    (benchmarks/make_student_set.py, under runs/student; rerunning writes the same files).
 # 2. Teacher labels: FaceQAN at the model's defaults, resumable (hours: rerun to continue);
-#    labels committed in benchmarks/student_labels/ are taken as the starting point.
-# 3. distill -> src/faceqan/student/builtin/MODEL.pt (deterministic), and the student's 0-100
-#    scale from its scores of the originals (src/faceqan/scales/MODEL.faceqan-student.json).
-# 4. Judgement: all pairs among LFW View 1's test images (people disjoint from the training
-#    file's), the model's own errors and the other model's, the student first (paired intervals
-#    are method - student), against FaceQAN, s_f, SER-FIQ, the embedding norm and random.
+#    the committed ones in benchmarks/student_labels/ are the starting point. Then
+#    benchmarks/student_pool.py writes the unseen-people protocol and drops its people and
+#    pairsDevTest.txt's from the labels (runs/student/v2/labels_MODEL.csv).
+# 3. distill (labels refined by identity, step THETA; labels of judged people refused) ->
+#    src/faceqan/student/builtin/MODEL.pt (deterministic), and the student's 0-100 scale from
+#    its scores of View 1's training originals (src/faceqan/scales/MODEL.faceqan-student.json).
+# 4. Judgement of both models' students: benchmarks/judge_students.py (both protocols, both
+#    models' errors, 100 bootstrap resamples, goals printed) -> runs/judge/students.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
+THETA=${THETA:-0.5}
 LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
-OTHER=$([ "$MODEL" = dlib ] && echo sface || echo dlib)
 [ -f runs/student/images.txt ] || .venv/bin/python benchmarks/make_student_set.py --lfw "$LFW"
-if [ ! -f "runs/student/labels_$MODEL.csv" ] && [ -f "benchmarks/student_labels/labels_$MODEL.csv" ]; then
-  cp "benchmarks/student_labels/labels_$MODEL.csv" "benchmarks/student_labels/labels_$MODEL.csv.settings.json" runs/student/
-fi
-"$FAQ" score runs/student/images.txt --model "$MODEL" -o "runs/student/labels_$MODEL.csv" --resume --quiet || [ $? -eq 3 ]
-mkdir -p src/faceqan/student/builtin runs/judge
-"$FAQ" distill "runs/student/labels_$MODEL.csv" --model "$MODEL" -o "src/faceqan/student/builtin/$MODEL.pt" --cache runs/cache
-# The student's own 0-100 scale: its scores of the 3,443 originals (src/faceqan/scales/MODEL.faceqan-student.json).
+[ -f runs/student/images_extra.txt ] || .venv/bin/python benchmarks/make_student_set.py --lfw "$LFW" --pool extra
+for pool in "" _extra; do
+  labels="runs/student/labels_$MODEL$pool.csv"
+  if [ ! -f "$labels" ] && [ -f "benchmarks/student_labels/labels_$MODEL$pool.csv" ]; then
+    cp "benchmarks/student_labels/labels_$MODEL$pool.csv" "benchmarks/student_labels/labels_$MODEL$pool.csv.settings.json" runs/student/
+  fi
+  "$FAQ" score "runs/student/images$pool.txt" --model "$MODEL" -o "$labels" --resume --quiet || [ $? -eq 3 ]
+done
+.venv/bin/python benchmarks/student_pool.py --lfw "$LFW" --labels runs/student --out runs/student/v2
+"$FAQ" distill "runs/student/v2/labels_$MODEL.csv" --model "$MODEL" -o "src/faceqan/student/builtin/$MODEL.pt" --cache runs/cache \
+  --disjoint-from "$LFW/pairsDevTest.txt" --disjoint-from benchmarks/protocols/lfw_unseen_pairs.txt --refine-labels "$THETA"
 grep -v /degraded/ runs/student/images.txt > runs/student/originals.txt
 rm -f "runs/student/student_$MODEL.csv" "runs/student/student_$MODEL.csv.settings.json"
 "$FAQ" score runs/student/originals.txt --model "$MODEL" --method faceqan-student -o "runs/student/student_$MODEL.csv" --quiet || [ $? -eq 3 ]
 .venv/bin/python benchmarks/fit_scale.py "runs/student/student_$MODEL.csv" --model "$MODEL" --method faceqan-student
-for errors in "$MODEL" "$OTHER"; do
-  "$FAQ" evaluate "$LFW/pairsDevTest.txt" --all-pairs --comparison-model "$errors" --quality-model "$MODEL" \
-    --method faceqan-student --method faceqan --method flip --method serfiq --method embedding_norm \
-    --cache runs/cache --bootstrap 100 --quiet --out "runs/judge/$MODEL-quality_$errors-errors"
-done
-grep -A12 "^| method" "runs/judge/$MODEL-quality_$MODEL-errors/results.md"
+.venv/bin/python benchmarks/judge_students.py --bootstrap 100 --out runs/judge/students.md

@@ -256,3 +256,17 @@ def test_the_lite_runtime_scores_photos_as_faceqan_does_without_torch(lfw_root, 
     assert len(expected) >= 9
     for path, quality in expected.items():
         assert rows[path]["status"] == "ok" and float(rows[path]["quality"]) == pytest.approx(quality, abs=1e-4)
+
+
+@pytest.mark.parametrize("model_name", ["dlib", "sface"])
+def test_the_built_in_students_never_saw_the_people_they_are_judged_on(model_name):
+    """Student v2: trained on the whole pool, labels refined by identity, and refused any label
+    of the two judging protocols' people when it was made (docs/student.md)."""
+    from faceqan.student.files import builtin_student, load_student
+
+    if model_name == "sface":
+        pytest.importorskip("onnx", reason="SFace needs the onnx extra")
+    _, meta = load_student(builtin_student(model_name), faceqan.create_model(model_name).fingerprint())
+    training = meta["training"]
+    assert set(training["disjoint_from"]) == {"pairsDevTest.txt", "lfw_unseen_pairs.txt"}
+    assert training["refine"] == 0.5 and training["people"] > 3000 and training["faces"] > 11000
