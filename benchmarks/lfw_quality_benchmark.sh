@@ -45,7 +45,7 @@ done
   echo "Made by \`bash benchmarks/lfw_quality_benchmark.sh\` with faceqan $(.venv/bin/python -c 'import faceqan; print(faceqan.__version__)')"
   echo "(refined landmarks). FaceQAN's rows come from benchmarks/view2_scores/ (each model's defaults)."
   echo "Each table's header gives its protocol, models and settings. The students were trained on"
-  echo "people who are in View 2 (LFW View 1's training file): their rows are marked, and"
+  echo "people who are in View 2 (every LFW person outside the two judging protocols): their rows are marked, and"
   echo "[docs/student.md](student.md) judges them on unseen people."
   for f in docs/lfw/*/results.md; do
     echo
