@@ -2,12 +2,13 @@
 with the ridge student on the same validation (benchmarks/student_variants.py: 5 folds over
 people, all pairs among the training originals, the model's own errors).
 
-    python benchmarks/student_finetune.py [--model dlib] [--blocks 3] [--epochs 3]
+    python benchmarks/student_finetune.py [--model dlib] [--blocks 3] [--epochs 3] [--refine-labels 0.5]
 
 The frozen part runs once per face (its output cached in runs/student/v2/tail_input_MODEL.npy);
 then per fold a copy of the last ``--blocks`` residual blocks and a linear head on their
 pooled output learn the normal scores of the teacher's q_adv ranks (SmoothL1, AdamW, learning
-rates 1e-4 for the blocks and 1e-3 for the head, seeded). dlib only: its blocks are a
+rates 1e-4 for the blocks and 1e-3 for the head, seeded); with ``--refine-labels THETA`` both
+the fine-tuned and the ridge student learn the labels refined by identity (faceqan.student.refine). dlib only: its blocks are a
 ``Sequential``. Rows: the teacher, s_f, the ridge student, the fine-tuned one, and their mean.
 """
 
@@ -28,6 +29,7 @@ from faceqan.methods.base import QualityMethod
 from faceqan.models import create_model
 from faceqan.pipeline import score_stream
 from faceqan.student.head import fit_head, normal_scores
+from faceqan.student.refine import refine_labels
 
 from student_variants import out_of_fold, print_table, validation_data
 
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--model", default="dlib")
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA")
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -106,11 +109,12 @@ def main() -> None:
     shape = probe[0].shape[1:]
     inputs = tail_inputs(d.paths, model, blocks[split - 1], Path(f"runs/student/v2/tail_input_{args.model}_{split}.npy"))
     x = torch.from_numpy(inputs).view(-1, *shape)
-    y = torch.from_numpy(normal_scores(d.q_adv)).float()
+    target = refine_labels(d.q_adv, v.embeddings, d.groups, args.refine_labels)
+    y = torch.from_numpy(normal_scores(target)).float()
     template = blocks[split:]
     channels = int(template[-1].conv2.out_channels)
     print(f"{args.model}: {len(d.paths)} faces; fine-tuning {args.blocks} blocks ({sum(p.numel() for p in template.parameters())} weights, "
-          f"{len(list(template.parameters()))} tensors) from {tuple(shape)}, {args.epochs} epochs", flush=True)  # fmt: skip
+          f"{len(list(template.parameters()))} tensors) from {tuple(shape)}, {args.epochs} epochs, labels refined {args.refine_labels:g}", flush=True)  # fmt: skip
 
     def tuned(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         tail = finetune(x[train], y[train], template, channels, args.epochs)
@@ -118,7 +122,7 @@ def main() -> None:
             return tail(x[test]).numpy()
 
     def ridge(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        return fit_head(d.features[train], d.q_adv[train], d.groups[train]).score(d.features[test])
+        return fit_head(d.features[train], target[train], d.groups[train]).score(d.features[test])
 
     scores = {"ridge": out_of_fold(v, ridge), f"fine-tuned {args.blocks}": out_of_fold(v, tuned)}
     scores["mean of both"] = (normal_scores(scores["ridge"]) + normal_scores(scores[f"fine-tuned {args.blocks}"])) / 2
