@@ -175,3 +175,42 @@ def test_the_readme_headline_table_is_written_from_an_evaluation(tmp_path):
     readme.write_text("no markers\n")
     result = subprocess.run([sys.executable, str(BENCHMARKS / "lfw_headline.py"), str(results), str(readme)], capture_output=True, text=True)
     assert result.returncode != 0 and "no <!-- headline -->" in result.stderr
+
+
+@pytest.mark.slow
+def test_sharded_labelling_resumes_and_scores_failed_rows_again(tmp_path, lfw_root):
+    photos = sorted((lfw_root / "images_deepfunneled").glob("A*/*.jpg"))[:3]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{p}\n" for p in [*photos, broken]))
+    output = tmp_path / "labels.csv"
+    environment = {**os.environ, "FAQ": f"{sys.executable} -m faceqan"}
+
+    def label(shards: str) -> subprocess.CompletedProcess:
+        command = ["bash", str(BENCHMARKS / "label_sharded.sh"), str(listing), "dlib", str(output), shards, "cpu"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+
+    assert label("2").returncode == 0
+    first = {row["path"]: row for row in csv.DictReader(output.open())}
+    assert set(first) == {str(p) for p in [*photos, broken]} and output.with_name("labels.csv.settings.json").exists()
+    assert first[str(broken)]["status"] != "ok" and all(first[str(p)]["status"] == "ok" for p in photos)
+
+    # A face lost to a model error (as a GPU out of memory) is scored again by a rerun; the rest is kept.
+    shard = output.with_name("labels.csv.shards") / "shard-00.txt.csv"
+    rows = list(csv.DictReader(shard.open()))
+    rows[0].update(status="score_error", quality="", error="OutOfMemoryError: pretend")
+    rows[1].update(quality="0.123")  # a kept row is not scored again
+    with shard.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    again = label("2")
+    assert again.returncode == 0 and "1 failed rows to score again" in again.stderr, again.stderr
+    second = {row["path"]: row for row in csv.DictReader(output.open())}
+    assert len(second) == 4
+    assert second[rows[0]["path"]]["status"] == "ok" and float(second[rows[0]["path"]]["quality"]) == pytest.approx(float(first[rows[0]["path"]]["quality"]), abs=1e-6)
+    assert second[rows[1]["path"]]["quality"] == "0.123"
+
+    other = label("3")
+    assert other.returncode == 2 and "another list or shard count" in other.stderr
