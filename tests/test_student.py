@@ -270,3 +270,15 @@ def test_the_built_in_students_never_saw_the_people_they_are_judged_on(model_nam
     training = meta["training"]
     assert set(training["disjoint_from"]) == {"pairsDevTest.txt", "lfw_unseen_pairs.txt"}
     assert training["refine"] == 0.5 and training["people"] > 3000 and training["faces"] > 11000
+
+
+def test_reports_name_a_builtin_student_and_froq_layers_without_the_install_path(dlib_model, tmp_path):
+    """Result headers and settings files written on one machine read the same on another."""
+    from faceqan.methods import create_method
+
+    for name, option in (("faceqan-student", "student"), ("froq", "froq_layers")):
+        method = create_method(name, dlib_model)
+        assert method.options()[option] == f"built-in {method.path.name}" and str(method.path.parent) not in method.describe()
+        given = tmp_path / method.path.name
+        given.write_bytes(method.path.read_bytes())
+        assert create_method(name, dlib_model, **{option: str(given)}).options() == {**method.options(), option: str(given)}

@@ -25,6 +25,7 @@ class FroqMethod(QualityMethod):
         super().__init__(model)
         path, weights = file_for_model(model, froq_layers, builtin_layers, FroqLayersError, "froq", "FROQ layers are", "choose them with `faceqan calibrate-froq` and pass --froq-layers FILE")
         self.path = path
+        self.source = froq_layers or f"built-in {path.name}"  # what reports name: no machine's install path
         self.layers = load_layers(path, weights)
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         self._chosen = torch.tensor(self.layers.chosen)
@@ -43,7 +44,7 @@ class FroqMethod(QualityMethod):
         return {"quality": ((picked - self._mean) * self._weights).mean(dim=1), "embedding": embedding}
 
     def options(self) -> dict:
-        return {"froq_layers": str(self.path), "froq_layers_sha256": self.sha256}
+        return {"froq_layers": self.source, "froq_layers_sha256": self.sha256}
 
     def evaluation_columns(self) -> dict[str, str]:
         return {"froq": "quality"}

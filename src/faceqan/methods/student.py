@@ -26,6 +26,7 @@ class StudentMethod(QualityMethod):
         super().__init__(model)
         path, weights = file_for_model(model, student, builtin_student, StudentFileError, "the student", "student is", "train one with `faceqan distill` and pass --student FILE")
         self.path = path
+        self.source = student or f"built-in {path.name}"  # what reports name: no machine's install path
         self.head, self.meta = load_student(path, weights)
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         self.power = float(self.meta["teacher"].get("power", 5))
@@ -46,7 +47,7 @@ class StudentMethod(QualityMethod):
     score_options = ("student_sha256",)
 
     def options(self) -> dict:
-        return {"student": str(self.path), "student_sha256": self.sha256}
+        return {"student": self.source, "student_sha256": self.sha256}
 
     def evaluation_columns(self) -> dict[str, str]:
         return {"faceqan-student": "quality"}
