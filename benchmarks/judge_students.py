@@ -96,11 +96,12 @@ def interval(pair: tuple[float, float]) -> str:
     return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
 
 
-def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]]]:
+def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]], list[str]]:
     lfw = given_or_shared_lfw(args.lfw)
     models = {name: create_model(name) for name in MODELS}
     lines: list[str] = []
     goals: list[tuple[str, bool]] = []
+    references: list[str] = []
     for key, protocol in protocols(lfw).items():
         paths = protocol.image_paths()
         mated = int(protocol.mated.sum())
@@ -135,9 +136,14 @@ def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]]]:
                         if result.name == "FaceQAN":
                             worse = [c for c in COLUMNS if v2_minus[c][0] > 0]
                             goals.append((f"{key} {quality_model} quality, {errors}'s errors: v2 no worse than FaceQAN in every column" + (f" (worse: {', '.join(worse)})" if worse else ""), not worse))
+                if errors == quality_model and args.bootstrap:  # how far the teacher itself gets against s_f, for scale
+                    flip = evaluate(kept, scores[valid], {k: qualities[k] for k in ("FaceQAN", "flip")}, edc_limit=0.3, resamples=args.bootstrap, random_seeds=0)[1]
+                    teacher_minus = {c: (-flip.differences[c][1], -flip.differences[c][0]) for c in ("erc_auc@40", "erc_auc@80")}
+                    references.append(f"{key} {quality_model}: FaceQAN - s_f at 40 % {interval(teacher_minus['erc_auc@40'])}, at 80 % {interval(teacher_minus['erc_auc@80'])}")
+                    lines += ["", f"For scale, the teacher against s_f (FaceQAN - s_f, below 0: FaceQAN better): {references[-1].split(': ', 1)[1]}."]
                 lines.append("")
                 print("\n".join(lines[section:]), flush=True)
-    return lines, goals
+    return lines, goals, references
 
 
 def speedup() -> float:
@@ -156,14 +162,15 @@ def main() -> None:
     parser.add_argument("--out", default="runs/judge/students.md")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
-    lines, goals = judge(args)
+    lines, goals, references = judge(args)
     if not args.no_speed:
         value = speedup()
         goals.append((f"dlib: speed-up over FaceQAN {value:.1f} >= 30", value >= 30))
     lines += ["## Goals", ""] + [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in goals]
+    lines += ["", "For scale (not goals): the teacher's own paired intervals against s_f, own errors.", ""] + [f"- {text}" for text in references]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-len(goals) - 2 :]))
+    print("\n".join(lines[-len(goals) - len(references) - 5 :]))
     print(f"{sum(ok for _, ok in goals)} of {len(goals)} goals met -> {args.out}")
 
 
