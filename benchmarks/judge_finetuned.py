@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--lfw", default=None)
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
+    lfw = given_or_shared_lfw(args.lfw)
     torch.set_num_threads(2)
     model = create_model(args.model)
     v = validation_data(args.model, model, f"runs/student/v2/labels_{args.model}.csv", args.cache)
@@ -86,7 +87,7 @@ def main() -> None:
     student = create_method("faceqan-student", model, student=args.student or str(builtin_student(args.model)))
     flip = create_method("flip", model)
     teacher = faceqan_scores(args.model)
-    for key, protocol in protocols(given_or_shared_lfw(args.lfw)).items():
+    for key, protocol in protocols(lfw).items():
         paths = protocol.image_paths()
         x = protocol_tail_inputs(paths, model, blocks[split - 1], Path(f"runs/judge/tail_input_{key}_{args.model}_{split}.npy"))
         with torch.no_grad():
