@@ -8,7 +8,7 @@ training faces (benchmarks/student_finetune.py's recipe, seeded, on the labels r
 ``--refine-labels``); its output is read as the normal score of q_adv's rank and mapped through
 the teacher's q_adv quantiles, as the ridge student's head does; Q = max(q_adv * s_f, 0)^5 with
 the exact s_f. Judged on protocols A and B (benchmarks/judge_students.py) with the model's own
-errors beside the shipped student v2, FaceQAN and s_f: ERC AUC x1e3 at 10/20/40/80 %, EDC pAUC
+errors and the other model's, beside the shipped student v2, FaceQAN and s_f: ERC AUC x1e3 at 10/20/40/80 %, EDC pAUC
 to 0.3, 100 identity-grouped bootstrap resamples, paired intervals (fine-tuned - method).
 """
 
@@ -34,7 +34,7 @@ from faceqan.student.files import builtin_student
 from faceqan.student.head import normal_scores
 from faceqan.student.refine import refine_labels
 
-from judge_students import COLUMNS, HEADERS, faceqan_scores, interval, lfw_key, protocols
+from judge_students import COLUMNS, HEADERS, MODELS, faceqan_scores, interval, lfw_key, protocols
 from student_finetune import TailInput, finetune, tail_inputs
 from student_variants import validation_data
 
@@ -99,19 +99,20 @@ def main() -> None:
         s_f = values[1]
         tuned = np.where(np.isnan(x).any(axis=1), np.nan, (q_adv * s_f).clip(0) ** 5)
         qualities = {"fine-tuned": tuned, "student v2 (ridge)": values[0], "FaceQAN": np.array([teacher.get(lfw_key(p), np.nan) for p in paths]), "flip": s_f}
-        embedder = EmbeddingMethod(model)
-        cache = ResultCache(args.cache, _cache_setting("embedding", args.model, model, "refined", {}))
-        found = cached_values(paths, FacePreparer(model.spec, landmarks="refined"), embedder, cache, embedder.default_batch_size(), progress=False)
-        scores, valid = comparison_scores(protocol, {p: np.asarray(r["embedding"]) if (r or {}).get("status") == "ok" else None for p, r in found.items()})
-        results = evaluate(protocol.subset(valid), scores[valid], qualities, edc_limit=0.3, resamples=args.bootstrap)
-        print(f"\n### {key}: {args.model} quality, {args.model}'s errors\n\n| method | " + " | ".join(HEADERS) + " |\n|---|" + "---|" * len(HEADERS))
-        for result in results:
-            print(f"| {result.name} | " + " | ".join(f"{result.values[c]:.1f}" + (f" {interval(result.intervals[c])}" if c in result.intervals else "") for c in COLUMNS) + " |")
-        print("\nPaired intervals, fine-tuned - method (below 0: fine-tuned better):\n\n| method | " + " | ".join(HEADERS) + " |\n|---|" + "---|" * len(HEADERS))
-        for result in results[1:]:
-            if result.differences:
-                print(f"| {result.name} | " + " | ".join(interval((-result.differences[c][1], -result.differences[c][0])) for c in COLUMNS) + " |", flush=True)
-
+        for errors in MODELS:  # the model's own errors, then the other model's
+            comparer = model if errors == args.model else create_model(errors)
+            embedder = EmbeddingMethod(comparer)
+            cache = ResultCache(args.cache, _cache_setting("embedding", errors, comparer, "refined", {}))
+            found = cached_values(paths, FacePreparer(comparer.spec, landmarks="refined"), embedder, cache, embedder.default_batch_size(), progress=False)
+            scores, valid = comparison_scores(protocol, {p: np.asarray(r["embedding"]) if (r or {}).get("status") == "ok" else None for p, r in found.items()})
+            results = evaluate(protocol.subset(valid), scores[valid], qualities, edc_limit=0.3, resamples=args.bootstrap)
+            print(f"\n### {key}: {args.model} quality, {errors}'s errors\n\n| method | " + " | ".join(HEADERS) + " |\n|---|" + "---|" * len(HEADERS))
+            for result in results:
+                print(f"| {result.name} | " + " | ".join(f"{result.values[c]:.1f}" + (f" {interval(result.intervals[c])}" if c in result.intervals else "") for c in COLUMNS) + " |")
+            print("\nPaired intervals, fine-tuned - method (below 0: fine-tuned better):\n\n| method | " + " | ".join(HEADERS) + " |\n|---|" + "---|" * len(HEADERS))
+            for result in results[1:]:
+                if result.differences:
+                    print(f"| {result.name} | " + " | ".join(interval((-result.differences[c][1], -result.differences[c][0])) for c in COLUMNS) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
