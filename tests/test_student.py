@@ -70,7 +70,7 @@ def test_the_student_head_keeps_the_teachers_order_on_its_training_faces(trained
     from faceqan.student.files import load_student
 
     scores, student = trained
-    head, meta = load_student(student, faceqan.create_model("dlib").fingerprint())
+    head, meta = load_student(student, faceqan.create_model("dlib"))
     assert meta["teacher"]["copies"] == 2 and meta["teacher"]["steps"] == 1 and meta["model"] == "dlib"
     assert head.report["samples"] == 12 and head.report["cv_folds_by"] == "sample"  # two people: too few for identity folds
     rows = faceqan.score_paths([r["path"] for r in _rows(scores)], faceqan.create_model("dlib"), "faceqan-student", student=str(student))
@@ -91,7 +91,7 @@ def test_a_student_for_other_weights_or_of_another_format_is_refused(trained, tm
     torch.save(state, other)
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
     error = capsys.readouterr().err
-    assert "a student file of format 1 (made by faceqan 0.2.0); this faceqan reads format 2: distill it again" in error
+    assert "a student file of format 1 (made by faceqan 0.2.0); this faceqan reads formats 2, 3: distill it again" in error
     assert len(error.strip().splitlines()) == 1
     other.write_bytes(b"not a torch file")
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
@@ -137,7 +137,7 @@ def test_distill_refuses_labels_of_judged_people_or_of_another_version(trained, 
     other = tmp_path / "others.csv"
     other.write_text(f"path1,path2,mated\n{tmp_path / 'c1' / 'x.png'},{tmp_path / 'c2' / 'y.png'},0\n")
     assert main(["distill", str(scores), "--disjoint-from", str(other), "--refine-labels", "0.5", *args]) == EXIT_OK
-    _, meta = load_student(tmp_path / "s.pt", faceqan.create_model("dlib").fingerprint())
+    _, meta = load_student(tmp_path / "s.pt", faceqan.create_model("dlib"))
     assert meta["training"] == {"refine": 0.5, "disjoint_from": ["others.csv"], "faces": 12, "people": 2}
     old = tmp_path / "old.csv"
     old.write_bytes(scores.read_bytes())
@@ -145,6 +145,77 @@ def test_distill_refuses_labels_of_judged_people_or_of_another_version(trained, 
     old.with_name(old.name + ".settings.json").write_text(json.dumps({**settings, "faceqan": "0.1.0"}))
     assert main(["distill", str(old), *args]) == EXIT_START_FAILED
     assert f"{old}: labels made by faceqan 0.1.0, not by this faceqan" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tuned(trained, tmp_path_factory):
+    """A fine-tuned student (the last residual block and a linear head) of the same labels."""
+    scores, _ = trained
+    out = tmp_path_factory.mktemp("tuned")
+    student = out / "tuned.pt"
+    args = ["distill", str(scores), "--model", "dlib", "-o", str(student), "--finetune-blocks", "1", "--epochs", "40", "--quiet"]
+    assert main(args) == EXIT_OK
+    return student
+
+
+def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(faces, trained, tuned, tmp_path):
+    """Format 3, kind tail: the tuned block and head travel in the file; s_f stays exact and the
+    tuned tail has learnt the teacher's order on its training faces."""
+    from scipy.stats import spearmanr
+
+    from faceqan.student.files import load_student
+    from faceqan.student.tail import TailHead
+
+    scores, _ = trained
+    model = faceqan.create_model("dlib")
+    head, meta = load_student(tuned, model)
+    assert isinstance(head, TailHead) and meta["kind"] == "tail" and head.split == len(model.network.blocks) - 1
+    assert meta["training"]["faces"] == 12 and head.report == {"samples": 12, "blocks": 1, "tensors": len(list(model.network.blocks[-1].parameters())), "epochs": 40}
+    assert torch.load(tuned, weights_only=True)["format"] == 3
+    untouched = model.network.blocks[-1].conv2.weight
+    assert not torch.equal(head.blocks[0].conv2.weight, untouched)  # tuned, while the FR model's own block is not
+    out = tmp_path / "tuned.csv"
+    assert main(["score", str(faces), "-o", str(out), "--student", str(tuned), "--quiet"]) == EXIT_OK
+    rows, teacher = _rows(out), {row["path"]: row for row in _rows(scores)}
+    for row in rows:
+        assert float(row["quality"]) == pytest.approx(max(float(row["q_adv"]) * float(row["flip_sim"]), 0) ** 5, rel=1e-5)
+        assert float(row["flip_sim"]) == pytest.approx(float(teacher[row["path"]]["flip_sim"]), abs=1e-5)
+    order = spearmanr([float(r["q_adv"]) for r in rows], [float(teacher[r["path"]]["q_adv"]) for r in rows]).statistic
+    assert order > 0.8, order  # in-sample: it learnt something (an untrained linear map: about 0)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "tail"])
+def test_either_kind_of_student_exports_to_onnx_and_scores_as_in_torch(kind, faces, trained, tuned, tmp_path):
+    import onnxruntime
+
+    from faceqan.faces.prepare import FacePreparer
+    from faceqan.methods import create_method
+    from faceqan.pipeline import chips_to_tensor
+
+    student = str(trained[1] if kind == "ridge" else tuned)
+    assert main(["export", "--student", student, "-o", str(tmp_path / "s.onnx")]) == EXIT_OK
+    model = faceqan.create_model("dlib")
+    preparer = FacePreparer(model.spec)
+    batch = chips_to_tensor([face.chip for path in sorted(faces.rglob("*.png")) for face in preparer(str(path))][:6])
+    expected = create_method("faceqan-student", model, student=student)(batch)
+    quality, flip_sim, q_adv = onnxruntime.InferenceSession(str(tmp_path / "s.onnx")).run(["quality", "flip_sim", "q_adv"], {"chips": batch.numpy()})
+    for got, name in ((quality, "quality"), (flip_sim, "flip_sim"), (q_adv, "q_adv")):
+        np.testing.assert_allclose(got, expected[name].numpy(), rtol=0, atol=1e-4)
+
+
+def test_fine_tuning_is_refused_for_a_model_without_blocks_or_too_many_blocks(trained, tmp_path, capsys):
+    from faceqan.student.tail import tail_split
+
+    scores, _ = trained
+    args = ["distill", str(scores), "-o", str(tmp_path / "s.pt"), "--quiet"]
+    assert main([*args, "--finetune-blocks", "14"]) == EXIT_START_FAILED
+    error = capsys.readouterr().err
+    assert "--finetune-blocks must lie in 1 .. 13 for this model (14 residual blocks), got 14" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "s.pt").exists()
+    model = torch.nn.Module()  # an FR model whose network has no residual blocks where fine-tuning looks
+    model.network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    with pytest.raises(ValueError, match=r"residual blocks as one nn.Sequential at `network.blocks`.*distill a ridge student"):
+        tail_split(model, 1)
 
 
 def test_label_refinement_moves_a_face_that_mates_badly_down_and_keeps_the_labels_values():
@@ -266,7 +337,7 @@ def test_the_built_in_students_never_saw_the_people_they_are_judged_on(model_nam
 
     if model_name == "sface":
         pytest.importorskip("onnx", reason="SFace needs the onnx extra")
-    _, meta = load_student(builtin_student(model_name), faceqan.create_model(model_name).fingerprint())
+    _, meta = load_student(builtin_student(model_name), faceqan.create_model(model_name))
     training = meta["training"]
     assert set(training["disjoint_from"]) == {"pairsDevTest.txt", "lfw_unseen_pairs.txt"}
     assert training["refine"] == 0.5 and training["people"] > 3000 and training["faces"] > 11000

@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
     distill.add_argument("--disjoint-from", action="append", default=[], metavar="PROTOCOL", help="a protocol the student will be judged on: refuse labels of its people (repeatable)")
     distill.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA", help="identity-based label refinement step in [0, 1] (default 0: the teacher's labels as they are)")
+    distill.add_argument("--finetune-blocks", type=positive_int, default=None, metavar="N", help="fine-tune copies of the model's last N residual blocks with a linear head instead of a ridge head on pooled features (built-in dlib: 3; models with blocks at network.blocks)")
+    distill.add_argument("--epochs", type=positive_int, default=3, help="passes over the faces when fine-tuning (default 3)")
     distill.add_argument("--quiet", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="ERC / EDC of quality methods on a pairs protocol, with tables and plots")
@@ -594,13 +596,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .student.distill import distill
 
     model = create_model(args.model)
-    head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed, tuple(args.disjoint_from), args.refine_labels)
+    head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed, tuple(args.disjoint_from),
+                   args.refine_labels, args.finetune_blocks or 0, args.epochs)  # fmt: skip
     report = head.report
-    print(
-        f"faceqan: student for {args.model} from {report['samples']} faces: cross-validated Spearman with the teacher's q_adv "
-        f"{report['cv_spearman_q_adv']:.3f} (ridge penalty {head.penalty:g}; by penalty {report['cv_by_penalty']}) -> {args.output}",
-        file=sys.stderr,
-    )
+    if args.finetune_blocks:
+        how = f"the last {report['blocks']} blocks ({report['tensors']} tensors) fine-tuned for {report['epochs']} epochs"
+    else:
+        how = f"cross-validated Spearman with the teacher's q_adv {report['cv_spearman_q_adv']:.3f} (ridge penalty {head.penalty:g}; by penalty {report['cv_by_penalty']})"
+    print(f"faceqan: student for {args.model} from {report['samples']} faces: {how} -> {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

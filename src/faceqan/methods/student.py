@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..student.features import features_and_embedding
 from ..student.files import StudentFileError, builtin_student, load_student
+from ..student.net import StudentNet
 from .base import QualityMethod, file_for_model
 
 
@@ -19,30 +17,28 @@ class StudentMethod(QualityMethod):
     """``student``: a file from ``faceqan distill``; default: the one shipped for the model."""
 
     name = "faceqan-student"
-    summary = "FaceQAN distilled to one forward pass (s_f exact, q_adv predicted from pooled features)"
+    summary = "FaceQAN distilled to one forward pass (s_f exact, q_adv predicted by a ridge head or fine-tuned last blocks)"
     columns = ("quality", "flip_sim", "q_adv")
 
     def __init__(self, model: nn.Module, student: str | None = None) -> None:
         super().__init__(model)
-        path, weights = file_for_model(model, student, builtin_student, StudentFileError, "the student", "student is", "train one with `faceqan distill` and pass --student FILE")
+        path, _ = file_for_model(model, student, builtin_student, StudentFileError, "the student", "student is", "train one with `faceqan distill` and pass --student FILE")
         self.path = path
         self.source = student or f"built-in {path.name}"  # what reports name: no machine's install path
-        self.head, self.meta = load_student(path, weights)
+        self.head, self.meta = load_student(path, model)
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         self.power = float(self.meta["teacher"].get("power", 5))
         self.model.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # NHWC: faster on CPUs, as for FaceQAN
+        self.net = StudentNet(self.model, self.head, self.power).to(self.device).eval().requires_grad_(False)
 
     def default_batch_size(self) -> int:
         """One forward pass per face and mirror: batches amortise the per-call cost (16 on the CPU, 64 on a GPU)."""
         return 64 if self.device.type != "cpu" else 16
 
     def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        n = images.shape[0]
-        both = torch.cat([images, images.flip(-1)]).contiguous(memory_format=torch.channels_last)
-        features, embedding = features_and_embedding(self.model, both)
-        flip_sim = F.cosine_similarity(embedding[:n], embedding[n:])
-        q_adv = torch.from_numpy(self.head.predict(features[:n].cpu().double().numpy()).astype(np.float32)).to(flip_sim.device)
-        return {"quality": (q_adv * flip_sim).clamp_min(0) ** self.power, "flip_sim": flip_sim, "q_adv": q_adv, "embedding": embedding[:n]}
+        with torch.no_grad():
+            quality, flip_sim, q_adv, embedding = self.net(images)
+        return {"quality": quality, "flip_sim": flip_sim, "q_adv": q_adv, "embedding": embedding}
 
     score_options = ("student_sha256",)
 

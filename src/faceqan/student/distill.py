@@ -15,12 +15,14 @@ from ..faces.prepare import FacePreparer
 from ..methods.base import QualityMethod
 from ..methods.faceqan_method import FaceQANMethod
 from ..models.spec import FaceModel
+from ..pipeline import chips_to_tensor, prepared_batches
 from ..sinks import read_rows, settings_file
 from ..version import __version__
 from .features import features_and_embedding
-from .files import save_student
-from .head import RidgeHead, fit_head
+from .files import Head, save_student
+from .head import QUANTILE_POINTS, fit_head, normal_scores
 from .refine import refine_labels
+from .tail import TailHead, finetune, new_tail, tail_inputs_and_embeddings, tail_split
 
 TEACHER_KEYS = (*FaceQANMethod.score_options, "landmarks", "aligned")  # what the labels depend on
 
@@ -94,7 +96,7 @@ def check_disjoint(labels: Labels, protocols: list[str]) -> None:
 
 def training_set(labels: Labels, model: FaceModel, cache: str | Path, batch_size: int = 16, progress: bool = True) -> TrainingSet:
     """The student's features of each labelled face (cached in ``cache``); faces not found again are left out."""
-    preparer = FacePreparer(model.spec, aligned=bool(labels.teacher.get("aligned")), landmarks=labels.teacher.get("landmarks") or "refined")
+    preparer = _preparer(labels, model)
     setting = {"kind": "student-features", "model_sha256": model.fingerprint(), **preparer.settings(), "format": 1}
     rows = cached_values(labels.paths, preparer, FeatureMethod(model), ResultCache(cache, {**setting, "faceqan": __version__}), batch_size, progress)
     keep = [i for i, path in enumerate(labels.paths) if (rows.get(path) or {}).get("status") == "ok"]
@@ -106,19 +108,61 @@ def training_set(labels: Labels, model: FaceModel, cache: str | Path, batch_size
     return TrainingSet(paths, features, labels.q_adv[keep], groups, labels.teacher)
 
 
+def _preparer(labels: Labels, model: FaceModel) -> FacePreparer:
+    """Faces prepared as the teacher's labels were."""
+    return FacePreparer(model.spec, aligned=bool(labels.teacher.get("aligned")), landmarks=labels.teacher.get("landmarks") or "refined")
+
+
+def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine: float, batch_size: int = 16, progress: bool = True, seed: int = 0) -> tuple[TailHead, np.ndarray]:
+    """Fine-tune copies of the model's last ``blocks`` blocks with a linear head on the labels
+    (refined by identity with step ``refine``); returns the head and the people of the faces
+    used. The frozen part runs once per face, its outputs held in memory (~16 KB per face for dlib)."""
+    from tqdm import tqdm
+
+    split = tail_split(model, blocks)
+    device = next(model.parameters()).device
+    inputs, embeddings, paths = [], [], []
+    with tqdm(total=len(labels.paths), unit="img", disable=not progress, desc="tail inputs") as bar:
+        for faces in prepared_batches(labels.paths, _preparer(labels, model), batch_size):
+            ok = [face for face in faces if face.face == 0 and face.chip is not None]
+            if ok:
+                tail_input, embedding = tail_inputs_and_embeddings(model, split, chips_to_tensor([face.chip for face in ok]).to(device))
+                inputs.append(tail_input.float().cpu())
+                embeddings.append(embedding.float().cpu())
+                paths += [face.path for face in ok]
+            bar.update(len({face.path for face in faces}))
+    if not paths:
+        raise ValueError("no face of the score files could be prepared again for the tail's inputs")
+    index = {path: i for i, path in enumerate(labels.paths)}
+    q_adv = labels.q_adv[[index[path] for path in paths]]
+    groups = np.array([Path(path).parent.name for path in paths])
+    target = refine_labels(q_adv, torch.cat(embeddings).numpy(), groups, refine) if refine else q_adv
+    head = new_tail(model, blocks, np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS)), seed)
+    finetune(head, torch.cat(inputs), torch.from_numpy(normal_scores(target)).float(), epochs, seed)
+    tuned = head.blocks.parameters()
+    head.report = {"samples": len(paths), "blocks": blocks, "tensors": len(list(tuned)), "epochs": epochs}
+    return head, groups
+
+
 def distill(score_files: list[str], model: FaceModel, model_name: str, output: str | Path, cache: str | Path, batch_size: int = 16,
-            progress: bool = True, seed: int = 0, disjoint_from: tuple[str, ...] = (), refine: float = 0.0) -> RidgeHead:  # fmt: skip
+            progress: bool = True, seed: int = 0, disjoint_from: tuple[str, ...] = (), refine: float = 0.0,
+            finetune_blocks: int = 0, epochs: int = 3) -> Head:  # fmt: skip
     """Fit a student to the score files' labels (refined by identity with step ``refine``, see
-    student.refine) and write it to ``output``; refuses labels of people ``disjoint_from``'s
-    protocols judge on."""
+    student.refine) and write it to ``output``: a ridge head on pooled features, or with
+    ``finetune_blocks`` the model's last blocks fine-tuned (student.tail); refuses labels of
+    people ``disjoint_from``'s protocols judge on."""
     labels = read_labels(score_files, model)
     check_disjoint(labels, list(disjoint_from))
-    data = training_set(labels, model, cache, batch_size, progress)
-    embedding_size = model.spec.embedding_size or 0
-    if refine and not embedding_size:
-        raise ValueError(f"label refinement needs the model's embedding size, which {model_name!r} does not state")
-    target = refine_labels(data.q_adv, data.features[:, -embedding_size - 1 : -1], data.groups, refine) if refine else data.q_adv
-    head = fit_head(data.features, target, data.groups, seed=seed)
-    training = {"refine": refine, "disjoint_from": [Path(spec).name for spec in disjoint_from], "faces": len(data.paths), "people": int(np.unique(data.groups).size)}
-    save_student(output, head, model_name, model.fingerprint(), data.teacher, data.features.shape[1], training)
+    if finetune_blocks:
+        tail_split(model, finetune_blocks)  # refused here, before the long pass
+        head, groups = fit_tail(labels, model, finetune_blocks, epochs, refine, batch_size, progress, seed)
+    else:
+        data = training_set(labels, model, cache, batch_size, progress)
+        embedding_size = model.spec.embedding_size or 0
+        if refine and not embedding_size:
+            raise ValueError(f"label refinement needs the model's embedding size, which {model_name!r} does not state")
+        target = refine_labels(data.q_adv, data.features[:, -embedding_size - 1 : -1], data.groups, refine) if refine else data.q_adv
+        head, groups = fit_head(data.features, target, data.groups, seed=seed), data.groups
+    training = {"refine": refine, "disjoint_from": [Path(spec).name for spec in disjoint_from], "faces": int(groups.size), "people": int(np.unique(groups).size)}
+    save_student(output, head, model_name, model.fingerprint(), labels.teacher, training)
     return head

@@ -1,48 +1,29 @@
 """The one-pass student as one ONNX graph: aligned chips (N, 3, S, S) in [-1, 1] -> quality, the
-mirror pass for s_f inside, the ridge head and its quantile map as graph operations; a
-dynamic batch. Runs in onnxruntime without PyTorch or faceqan."""
+mirror pass for s_f inside, the head (ridge or fine-tuned blocks) and its quantile map as graph
+operations; a dynamic batch. Runs in onnxruntime without PyTorch or faceqan."""
 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from .features import features_and_embedding
 
 OPSET = 17
 
 
 class StudentGraph(nn.Module):
-    """``StudentMethod``'s computation in torch alone (its head's NumPy steps as tensor ops), so
-    that tracing it gives one graph: quality, flip_sim and q_adv per chip."""
+    """``StudentMethod``'s network with the three outputs an ONNX file carries."""
 
     def __init__(self, method) -> None:
         super().__init__()
-        head = method.head
-        self.model, self.power = method.model, method.power
-        for name in ("mean", "scale", "weight", "quantiles"):
-            self.register_buffer(name, torch.as_tensor(getattr(head, name), dtype=torch.float32))
-        self.bias = float(head.bias)
+        self.net = method.net
 
     def forward(self, chips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = chips.shape[0]
-        features, embedding = features_and_embedding(self.model, torch.cat([chips, chips.flip(-1)]))
-        flip_sim = F.cosine_similarity(embedding[:n], embedding[n:])
-        score = ((features[:n] - self.mean) / self.scale) @ self.weight + self.bias
-        probability = 0.5 * (1 + torch.erf(score / math.sqrt(2)))  # ndtr
-        # np.interp over the quantiles at evenly spaced probabilities 0 .. 1
-        position = probability * (self.quantiles.numel() - 1)
-        low = position.floor().clamp(0, self.quantiles.numel() - 2)
-        fraction = position - low
-        low = low.long()
-        q_adv = self.quantiles[low] * (1 - fraction) + self.quantiles[low + 1] * fraction
-        return (q_adv * flip_sim).clamp_min(0) ** self.power, flip_sim, q_adv
+        quality, flip_sim, q_adv, _ = self.net(chips)
+        return quality, flip_sim, q_adv
 
 
 def export_student(method, path: str | Path, opset: int = OPSET) -> Path:

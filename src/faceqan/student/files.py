@@ -1,5 +1,8 @@
 """Student files: the head, and what it was trained for, saved with torch.save and read back
-with ``weights_only=True`` (plain tensors, numbers and strings only)."""
+with ``weights_only=True`` (plain tensors, numbers and strings only).
+
+Format 3 holds either kind of head: ``ridge`` (format 2's keys, still read) or ``tail`` (the
+tuned blocks' and linear map's tensors; student.tail)."""
 
 from __future__ import annotations
 
@@ -10,32 +13,41 @@ import numpy as np
 import torch
 
 from ..version import __version__
-from .head import RidgeHead
+from torch import nn
 
-FORMAT = 2  # 2: the training set's description ("training": refinement step, people left out for judging)
+from .head import RidgeHead
+from .tail import TailHead, new_tail, residual_blocks
+
+FORMAT = 3  # 2: the training set's description ("training": refinement step, people left out); 3: "kind", ridge or tail
+READABLE = (2, 3)  # a format-2 file is a ridge head with format 3's keys
+Head = RidgeHead | TailHead
 
 
 class StudentFileError(ValueError):
     """A student file that cannot serve this model or this faceqan (the message says why)."""
 
 
-def save_student(path: str | Path, head: RidgeHead, model_name: str, model_sha256: str, teacher: dict, features: int, training: dict) -> None:
+def save_student(path: str | Path, head: Head, model_name: str, model_sha256: str, teacher: dict, training: dict) -> None:
     """Write a student file (the temporary-then-rename keeps a half-written file from ever existing)."""
-    state = {
-        "format": FORMAT, "faceqan": __version__, "model": model_name, "model_sha256": model_sha256, "teacher": teacher,
-        "features": features, "training": training, "penalty": head.penalty, "report": head.report,
-        "mean": torch.from_numpy(head.mean.astype(np.float32)), "scale": torch.from_numpy(head.scale.astype(np.float32)),
-        "weight": torch.from_numpy(head.weight.astype(np.float32)), "bias": float(head.bias),
-        "quantiles": torch.from_numpy(head.quantiles.astype(np.float32)),
-    }  # fmt: skip
+    state = {"format": FORMAT, "faceqan": __version__, "model": model_name, "model_sha256": model_sha256, "teacher": teacher, "training": training, "report": head.report}
+    if isinstance(head, TailHead):
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()}
+        state.update(kind="tail", split=head.split, tail=tensors)
+    else:
+        state.update(
+            kind="ridge", features=int(head.mean.size), penalty=head.penalty,
+            mean=torch.from_numpy(head.mean.astype(np.float32)), scale=torch.from_numpy(head.scale.astype(np.float32)),
+            weight=torch.from_numpy(head.weight.astype(np.float32)), bias=float(head.bias), quantiles=torch.from_numpy(head.quantiles.astype(np.float32)),
+        )  # fmt: skip
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
     torch.save(state, temporary)
     temporary.replace(path)
 
 
-def load_student(path: str | Path, model_sha256: str) -> tuple[RidgeHead, dict]:
-    """The head and its metadata; refuses a file of another format or for other weights."""
+def load_student(path: str | Path, model: nn.Module) -> tuple[Head, dict]:
+    """The head and its metadata; refuses a file of another format or for other weights than
+    ``model``'s (a FaceModel: a tail head is built from its blocks)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -44,13 +56,21 @@ def load_student(path: str | Path, model_sha256: str) -> tuple[RidgeHead, dict]:
         raise StudentFileError(f"{path} is not a faceqan student file: {exc}") from None
     if not isinstance(state, dict) or "format" not in state:
         raise StudentFileError(f"{path} is not a faceqan student file (no format number)")
-    if state["format"] != FORMAT:
+    if state["format"] not in READABLE:
         made_by = f" (made by faceqan {state['faceqan']})" if "faceqan" in state else ""
-        raise StudentFileError(f"{path}: a student file of format {state['format']}{made_by}; this faceqan reads format {FORMAT}: distill it again")
+        raise StudentFileError(f"{path}: a student file of format {state['format']}{made_by}; this faceqan reads formats {', '.join(map(str, READABLE))}: distill it again")
+    model_sha256 = model.fingerprint()
     if state["model_sha256"] != model_sha256:
         raise StudentFileError(f"{path} was trained for the model {state['model']!r} with other weights (sha256 {state['model_sha256'][:12]}), not this one ({model_sha256[:12]})")
-    head = RidgeHead(*(state[k].double().numpy() for k in ("mean", "scale", "weight")), state["bias"], state["quantiles"].double().numpy(), state["penalty"], state["report"])
-    return head, {k: state[k] for k in ("faceqan", "model", "teacher", "features", "training", "report")}
+    kind = state.get("kind", "ridge")
+    if kind == "tail":
+        head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy())
+        head.load_state_dict(state["tail"])
+        head.report = state["report"]
+        head.eval().requires_grad_(False)
+    else:
+        head = RidgeHead(*(state[k].double().numpy() for k in ("mean", "scale", "weight")), state["bias"], state["quantiles"].double().numpy(), state["penalty"], state["report"])
+    return head, {"kind": kind, **{k: state.get(k) for k in ("faceqan", "model", "teacher", "features", "training", "report")}}
 
 
 def builtin_student(model_name: str) -> Path | None:

@@ -10,11 +10,14 @@ Spearman correlation with the teacher on the held-out folds. Deterministic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata, spearmanr
+from torch import nn
 
 PENALTIES = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 QUANTILE_POINTS = 1001
@@ -79,3 +82,27 @@ def fit_head(features: np.ndarray, q_adv: np.ndarray, groups: np.ndarray, folds:
     quantiles = np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS))
     report = {"cv_spearman_q_adv": cv[best], "cv_folds_by": "identity" if unique.size >= folds else "sample", "cv_by_penalty": {f"{p:g}": round(v, 4) for p, v in cv.items()}, "samples": int(q_adv.size)}
     return RidgeHead(mean, scale, weight, bias, quantiles, best, report)
+
+
+def q_adv_from_score(score: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """``RidgeHead.predict``'s last step in torch (so that it exports to ONNX): a normal score
+    through ndtr, then np.interp over ``quantiles`` at evenly spaced probabilities 0 .. 1."""
+    probability = 0.5 * (1 + torch.erf(score / math.sqrt(2)))
+    position = probability * (quantiles.numel() - 1)
+    low = position.floor().clamp(0, quantiles.numel() - 2)
+    fraction = position - low
+    low = low.long()
+    return quantiles[low] * (1 - fraction) + quantiles[low + 1] * fraction
+
+
+class RidgeModule(nn.Module):
+    """A ``RidgeHead`` as torch operations: features (N, F) -> q_adv (N,)."""
+
+    def __init__(self, head: RidgeHead) -> None:
+        super().__init__()
+        for name in ("mean", "scale", "weight", "quantiles"):
+            self.register_buffer(name, torch.as_tensor(getattr(head, name), dtype=torch.float32))
+        self.bias = float(head.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return q_adv_from_score(((features - self.mean) / self.scale) @ self.weight + self.bias, self.quantiles)

@@ -1,0 +1,112 @@
+"""The fine-tuned student's head: copies of the FR model's last residual blocks, tuned to the
+teacher's labels, then global average pooling and a linear map to the normal score of q_adv's
+rank (published FaceQAN-style students partly fine-tune the backbone; docs/student.md).
+
+The frozen model runs as ever, so its embedding and the mirror's give s_f exactly; a forward
+hook takes the output of the block before the tuned ones, and the tuned copies go on from there.
+Models whose residual blocks are one ``nn.Sequential`` at ``network.blocks`` (the built-in dlib).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .head import q_adv_from_score
+
+BLOCKS = "network.blocks"
+LEARNING_RATES = {"blocks": 1e-4, "linear": 1e-3}  # small for the pretrained blocks, larger for the new head
+BATCH = 64
+
+
+def residual_blocks(model: nn.Module) -> nn.Sequential:
+    """The model's residual blocks; refused in one line for a model without them."""
+    try:
+        blocks = model.get_submodule(BLOCKS)
+    except AttributeError:
+        blocks = None
+    if not isinstance(blocks, nn.Sequential):
+        name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        raise ValueError(f"fine-tuning needs the model's residual blocks as one nn.Sequential at `{BLOCKS}` (the built-in dlib has them); {name!r} has none: distill a ridge student instead (no --finetune-blocks)")
+    return blocks
+
+
+@contextmanager
+def tail_input_of(model: nn.Module, split: int) -> Iterator[list[torch.Tensor]]:
+    """While open, the output of block ``split - 1`` of each forward pass is appended to the list yielded."""
+    seen: list[torch.Tensor] = []
+    handle = residual_blocks(model)[split - 1].register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+class TailHead(nn.Module):
+    """Tuned blocks ``split`` .. end, mean pooling and a linear map: tail input -> q_adv on the
+    teacher's scale (through ``quantiles``, the training q_adv at evenly spaced probabilities)."""
+
+    def __init__(self, blocks: nn.Sequential, channels: int, quantiles: torch.Tensor, split: int, report: dict | None = None) -> None:
+        super().__init__()
+        self.blocks, self.linear = blocks, nn.Linear(channels, 1)
+        self.register_buffer("quantiles", torch.as_tensor(quantiles, dtype=torch.float32))
+        self.split, self.report = split, report or {}
+
+    def score(self, tail_input: torch.Tensor) -> torch.Tensor:
+        """The normal-score prediction (the head's raw output, in rank order)."""
+        return self.linear(self.blocks(tail_input).mean(dim=(2, 3))).squeeze(1)
+
+    def forward(self, tail_input: torch.Tensor) -> torch.Tensor:
+        return q_adv_from_score(self.score(tail_input), self.quantiles)
+
+
+def tail_split(model: nn.Module, count: int) -> int:
+    """The index of the first of the last ``count`` blocks; refused in one line where there are not that many."""
+    blocks = residual_blocks(model)
+    if not 1 <= count < len(blocks):
+        raise ValueError(f"--finetune-blocks must lie in 1 .. {len(blocks) - 1} for this model ({len(blocks)} residual blocks), got {count}")
+    return len(blocks) - count
+
+
+def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0) -> TailHead:
+    """An untrained head whose blocks are copies of the model's last ``count`` blocks (its linear
+    map initialised from ``seed``)."""
+    split = tail_split(model, count)
+    tuned = copy.deepcopy(residual_blocks(model)[split:]).float().requires_grad_(True)
+    size = model.spec.input_size
+    with torch.no_grad(), tail_input_of(model, split) as seen:
+        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+        out = tuned(seen[0].float())
+    if out.ndim != 4:
+        raise ValueError(f"the last residual blocks give {out.ndim}-D outputs; the tail head pools (N, C, H, W) maps")
+    with torch.random.fork_rng(devices=[]):  # the seed decides the linear map without touching the caller's generator
+        torch.manual_seed(seed)
+        return TailHead(tuned, int(out.shape[1]), torch.from_numpy(np.asarray(quantiles, np.float32)), split)
+
+
+def tail_inputs_and_embeddings(model: nn.Module, split: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, H, W) tail inputs and (N, D) embeddings of aligned faces, in one forward pass."""
+    with torch.no_grad(), tail_input_of(model, split) as seen:
+        embedding = model(images)
+    return seen[0], embedding
+
+
+def finetune(head: TailHead, inputs: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int = 0) -> TailHead:
+    """Fit ``head`` to normal-score targets: SmoothL1, AdamW (LEARNING_RATES, weight decay 1e-4),
+    batches of 64 in a seeded order; returns it in eval mode."""
+    head.train().requires_grad_(True)
+    groups = [{"params": head.blocks.parameters(), "lr": LEARNING_RATES["blocks"]}, {"params": head.linear.parameters(), "lr": LEARNING_RATES["linear"]}]
+    optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
+    order = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(inputs), generator=order).split(BATCH):
+            optimiser.zero_grad()
+            F.smooth_l1_loss(head.score(inputs[batch]), targets[batch]).backward()
+            optimiser.step()
+    return head.eval().requires_grad_(False)
