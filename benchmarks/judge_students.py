@@ -1,6 +1,6 @@
 """The students judged on people no student saw, with goals printed pass / fail.
 
-    python benchmarks/judge_students.py [--v1 DIR] [--v2 DIR] [--bootstrap 100] [--out runs/judge/students.md]
+    python benchmarks/judge_students.py [--student DIR] [--v2 DIR] [--v1 DIR] [--bootstrap 100] [--out runs/judge/students.md]
 
 Protocols (all pairs among their images; identities = LFW names):
   A  LFW View 1's test images (pairsDevTest.txt; 1,549 images);
@@ -8,13 +8,15 @@ Protocols (all pairs among their images; identities = LFW names):
      LFW people in neither View 1 file with two images or more; 874 images, 293 people).
 For each quality model (dlib, SFace) and each model's errors (model-specific and cross-model):
 ERC AUC x1e3 at 10/20/40/80 % and EDC pAUC x1e3 at FMR 1e-3 to a discard of 0.3, bootstrap
-95 % intervals over identities, and paired intervals (student v2 - method; below 0: v2
-better). Methods: student v2 (--v2 DIR/MODEL.pt, default the shipped ones), student v1
-(--v1 DIR/MODEL.pt, default benchmarks/students_v1), FaceQAN (its scores in
+95 % intervals over identities, and paired intervals (student - method; below 0: the student
+better). Methods: the student judged (--student DIR/MODEL.pt, default the shipped ones: dlib's
+fine-tuned v3, SFace's ridge v2), the ridge student v2 (--v2 DIR/MODEL.pt, default
+benchmarks/students_v2; where it is not the one judged), student v1 (--v1 DIR/MODEL.pt, default
+benchmarks/students_v1), FaceQAN (its scores in
 benchmarks/view2_scores/, matched by LFW name), froq, s_f (flip), SER-FIQ, embedding norm, and
 random. Qualities and embeddings are cached in --cache (shared with `faceqan evaluate`).
-Goals: v2 - s_f below 0 at 40 and 80 % for both models with their own errors on both
-protocols; v2 - teacher contains 0 or lies below it in every column; dlib's speed-up over
+Goals: student - s_f below 0 at 40 and 80 % for both models with their own errors on both
+protocols; student - teacher contains 0 or lies below it in every column; dlib's speed-up over
 FaceQAN >= 30 (benchmarks/student_speed.py, run here unless --no-speed).
 """
 
@@ -71,12 +73,9 @@ def faceqan_scores(model: str) -> dict[str, float]:
     return found
 
 
-def qualities_for(paths: list[str], model_name: str, model, v1: Path, v2: Path, cache: str) -> dict[str, np.ndarray]:
-    methods = {
-        "student v2": create_method("faceqan-student", model, student=str(v2)),
-        "student v1": create_method("faceqan-student", model, student=str(v1)),
-        **{name: create_method(name, model) for name in BASELINES},
-    }
+def qualities_for(paths: list[str], model_name: str, model, students: dict[str, Path], cache: str) -> dict[str, np.ndarray]:
+    """Each method's quality of each path; ``students``: name -> file, the judged student first."""
+    methods = {**{name: create_method("faceqan-student", model, student=str(file)) for name, file in students.items()}, **{name: create_method(name, model) for name in BASELINES}}
     jobs = [(m, ResultCache(cache, _cache_setting(m.name, model_name, model, "refined", m.options()))) for m in methods.values()]
     all_rows = cached_values_of(paths, FacePreparer(model.spec, landmarks="refined"), jobs, max(m.default_batch_size() for m in methods.values()), progress=False)
     values = {}
@@ -88,8 +87,19 @@ def qualities_for(paths: list[str], model_name: str, model, v1: Path, v2: Path, 
     if np.isnan(values["FaceQAN"]).any():
         missing = [p for p, v in zip(paths, values["FaceQAN"]) if np.isnan(v)]
         print(f"  {model_name}: {len(missing)} images without a FaceQAN score (first {missing[0]}); they are rejected first", file=sys.stderr)
-    order = ["student v2", "student v1", "FaceQAN", *BASELINES]  # v2 first: the paired intervals are against it
+    order = [*students, "FaceQAN", *BASELINES]  # the judged student first: the paired intervals are against it
     return {name: values[name] for name in order}
+
+
+def students_of(args: argparse.Namespace, model_name: str) -> dict[str, Path]:
+    """The judged student, then the earlier ones where they are other files."""
+    judged = Path(args.student) / f"{model_name}.pt" if args.student else builtin_student(model_name)
+    students = {"student": judged}
+    for name, folder in (("student v2 (ridge)", args.v2), ("student v1", args.v1)):
+        file = Path(folder) / f"{model_name}.pt"
+        if file.exists() and file.read_bytes() != judged.read_bytes():
+            students[name] = file
+    return students
 
 
 def interval(pair: tuple[float, float]) -> str:
@@ -113,8 +123,7 @@ def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]], 
             rows = cached_values(paths, FacePreparer(model.spec, landmarks="refined"), method, cache, method.default_batch_size(), progress=False)
             embeddings[name] = {p: np.asarray(r["embedding"]) if (r or {}).get("status") == "ok" else None for p, r in rows.items()}
         for quality_model in MODELS:
-            v1, v2 = Path(args.v1) / f"{quality_model}.pt", Path(args.v2) / f"{quality_model}.pt" if args.v2 else builtin_student(quality_model)
-            qualities = qualities_for(paths, quality_model, models[quality_model], v1, v2, args.cache)
+            qualities = qualities_for(paths, quality_model, models[quality_model], students_of(args, quality_model), args.cache)
             for errors in MODELS:
                 scores, valid = comparison_scores(protocol, embeddings[errors])
                 kept = protocol.subset(valid)
@@ -125,17 +134,17 @@ def judge(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, bool]], 
                 for result in results:
                     cells = [f"{result.values[c]:.1f}" + (f" {interval(result.intervals[c])}" if c in result.intervals else "") for c in COLUMNS]
                     lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
-                lines += ["", "Paired intervals, student v2 - method (below 0: v2 better):", "", "| method | " + " | ".join(HEADERS) + " |", "|---|" + "---|" * len(HEADERS)]
+                lines += ["", "Paired intervals, student - method (below 0: the student better):", "", "| method | " + " | ".join(HEADERS) + " |", "|---|" + "---|" * len(HEADERS)]
                 for result in results[1:]:
-                    if result.differences:  # method - v2; v2 - method is its negation
-                        v2_minus = {c: (-result.differences[c][1], -result.differences[c][0]) for c in COLUMNS}
-                        lines.append(f"| {result.name} | " + " | ".join(interval(v2_minus[c]) for c in COLUMNS) + " |")
+                    if result.differences:  # method - student; student - method is its negation
+                        minus = {c: (-result.differences[c][1], -result.differences[c][0]) for c in COLUMNS}
+                        lines.append(f"| {result.name} | " + " | ".join(interval(minus[c]) for c in COLUMNS) + " |")
                         if errors == quality_model and result.name == "flip":
                             for c in ("erc_auc@40", "erc_auc@80"):
-                                goals.append((f"{key} {quality_model}: v2 beats s_f at {c[-2:]} % ({interval(v2_minus[c])} below 0)", v2_minus[c][1] < 0))
+                                goals.append((f"{key} {quality_model}: the student beats s_f at {c[-2:]} % ({interval(minus[c])} below 0)", minus[c][1] < 0))
                         if result.name == "FaceQAN":
-                            worse = [c for c in COLUMNS if v2_minus[c][0] > 0]
-                            goals.append((f"{key} {quality_model} quality, {errors}'s errors: v2 no worse than FaceQAN in every column" + (f" (worse: {', '.join(worse)})" if worse else ""), not worse))
+                            worse = [c for c in COLUMNS if minus[c][0] > 0]
+                            goals.append((f"{key} {quality_model} quality, {errors}'s errors: the student no worse than FaceQAN in every column" + (f" (worse: {', '.join(worse)})" if worse else ""), not worse))
                 if errors == quality_model and args.bootstrap:  # how far the teacher itself gets against s_f, for scale
                     flip = evaluate(kept, scores[valid], {k: qualities[k] for k in ("FaceQAN", "flip")}, edc_limit=0.3, resamples=args.bootstrap, random_seeds=0)[1]
                     teacher_minus = {c: (-flip.differences[c][1], -flip.differences[c][0]) for c in ("erc_auc@40", "erc_auc@80")}
@@ -155,8 +164,9 @@ def speedup() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", default=None)
-    parser.add_argument("--v1", default=str(HERE / "students_v1"))
-    parser.add_argument("--v2", default=None, help="folder of MODEL.pt student files (default: the shipped students)")
+    parser.add_argument("--student", default=None, help="folder of MODEL.pt student files to judge (default: the shipped students)")
+    parser.add_argument("--v2", default=str(HERE / "students_v2"), help="folder of the ridge students v2 to compare with")
+    parser.add_argument("--v1", default=str(HERE / "students_v1"), help="folder of the students v1 to compare with")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--cache", default="runs/cache")
     parser.add_argument("--out", default="runs/judge/students.md")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce a built-in student (v2) from the data, then judge it on people no student saw.
+# Reproduce a built-in student from the data, then judge it on people no student saw.
 #   bash benchmarks/train_students.sh [MODEL]        (dlib or sface; default dlib; THETA=0.5)
+# dlib's (v3) fine-tunes its last BLOCKS=3 residual blocks with a linear head (3 epochs, ~15 min on
+# 2 cores); SFace's (v2, BLOCKS=0) is a ridge head on pooled features (its ONNX graph has no blocks).
 # 1. Training faces: LFW View 1's 3,443 training images and the extra pool's 3,569 (every other
 #    LFW image whose person is in neither judging protocol), each with one seeded degraded copy
 #    (benchmarks/make_student_set.py, under runs/student; rerunning writes the same files).
@@ -9,7 +11,7 @@
 #    benchmarks/student_pool.py writes the unseen-people protocol and drops its people and
 #    pairsDevTest.txt's from the labels (runs/student/v2/labels_MODEL.csv).
 # 3. distill (labels refined by identity, step THETA; labels of judged people refused) ->
-#    src/faceqan/student/builtin/MODEL.pt (deterministic), and the student's 0-100 scale from
+#    src/faceqan/student/builtin/MODEL.pt (seeded), and the student's 0-100 scale from
 #    its scores of View 1's training originals (src/faceqan/scales/MODEL.faceqan-student.json).
 # 4. Judgement of both models' students: benchmarks/judge_students.py (both protocols, both
 #    models' errors, 100 bootstrap resamples, goals printed) -> runs/judge/students.md.
@@ -17,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
 THETA=${THETA:-0.5}
+if [ "$MODEL" = dlib ]; then BLOCKS=${BLOCKS:-3}; else BLOCKS=${BLOCKS:-0}; fi
+TUNE=(); [ "$BLOCKS" -gt 0 ] && TUNE=(--finetune-blocks "$BLOCKS")
 LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
 [ -f runs/student/images.txt ] || .venv/bin/python benchmarks/make_student_set.py --lfw "$LFW"
@@ -30,7 +34,7 @@ for pool in "" _extra; do
 done
 .venv/bin/python benchmarks/student_pool.py --lfw "$LFW" --labels runs/student --out runs/student/v2
 "$FAQ" distill "runs/student/v2/labels_$MODEL.csv" --model "$MODEL" -o "src/faceqan/student/builtin/$MODEL.pt" --cache runs/cache \
-  --disjoint-from "$LFW/pairsDevTest.txt" --disjoint-from benchmarks/protocols/lfw_unseen_pairs.txt --refine-labels "$THETA"
+  --disjoint-from "$LFW/pairsDevTest.txt" --disjoint-from benchmarks/protocols/lfw_unseen_pairs.txt --refine-labels "$THETA" "${TUNE[@]}"
 grep -v /degraded/ runs/student/images.txt > runs/student/originals.txt
 rm -f "runs/student/student_$MODEL.csv" "runs/student/student_$MODEL.csv.settings.json"
 "$FAQ" score runs/student/originals.txt --model "$MODEL" --method faceqan-student -o "runs/student/student_$MODEL.csv" --quiet || [ $? -eq 3 ]

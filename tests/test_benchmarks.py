@@ -32,7 +32,6 @@ NEEDS_DATA = {
     "pick_speed.py": ["--frames", "4"],
     "student_pool.py": ["--out", "OUT"],
     "judge_students.py": ["--no-speed", "--bootstrap", "1", "--out", "OUT"],
-    "judge_finetuned.py": ["--bootstrap", "1"],
 }
 
 
