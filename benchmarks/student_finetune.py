@@ -27,7 +27,7 @@ from faceqan.methods.base import QualityMethod
 from faceqan.models import create_model
 from faceqan.pipeline import score_stream
 from faceqan.student.head import fit_head, normal_scores
-from faceqan.student.refine import refine_labels
+from faceqan.student.refine import refine_labels, refine_labels_by_centre
 from faceqan.student.tail import finetune, new_tail, residual_blocks, tail_inputs_and_embeddings, tail_split
 
 from student_variants import out_of_fold, print_table, validation_data
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA")
+    parser.add_argument("--refine-by", choices=("pairs", "centre"), default="pairs", help="pairs: IWBF 2023's mated-pair ranks; centre: eDifFIQA's similarity to the person's better half")
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -81,11 +82,12 @@ def main() -> None:
     d = v.data
     split = tail_split(model, args.blocks)
     x = torch.from_numpy(tail_inputs(d.paths, model, split, Path(f"runs/student/v2/tail_input_{args.model}_{split}.npy"))).view(-1, *input_shape(model, split))
-    target = refine_labels(d.q_adv, v.embeddings, d.groups, args.refine_labels)
+    refine = refine_labels if args.refine_by == "pairs" else refine_labels_by_centre
+    target = refine(d.q_adv, v.embeddings, d.groups, args.refine_labels)
     y = torch.from_numpy(normal_scores(target)).float()
     template = residual_blocks(model)[split:]
     print(f"{args.model}: {len(d.paths)} faces; fine-tuning {args.blocks} blocks ({sum(p.numel() for p in template.parameters())} weights, "
-          f"{len(list(template.parameters()))} tensors) from {tuple(x.shape[1:])}, {args.epochs} epochs, labels refined {args.refine_labels:g}", flush=True)  # fmt: skip
+          f"{len(list(template.parameters()))} tensors) from {tuple(x.shape[1:])}, {args.epochs} epochs, labels refined {args.refine_labels:g} by {args.refine_by}", flush=True)  # fmt: skip
 
     def tuned(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         head = finetune(new_tail(model, args.blocks, d.q_adv), x[train], y[train], args.epochs)

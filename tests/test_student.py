@@ -235,6 +235,22 @@ def test_label_refinement_moves_a_face_that_mates_badly_down_and_keeps_the_label
         refine_labels(labels, embeddings, groups, 1.5)
 
 
+def test_centre_refinement_moves_a_face_unlike_its_persons_better_half_down():
+    """The eDifFIQA variant: the face least like the mean of its person's better-labelled half
+    falls to the bottom at step 1, whatever its own label; the label values stay the teacher's."""
+    from faceqan.student.refine import refine_labels_by_centre
+
+    labels = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.5])
+    embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [0.98, 0.2], [1.0, 0.1], [0.9, 0.3], [0.3, 0.9]])
+    groups = np.array(["p"] * 5 + ["alone"])
+    assert np.array_equal(refine_labels_by_centre(labels, embeddings, groups, 0.0), labels)
+    refined = refine_labels_by_centre(labels, embeddings, groups, 1.0)
+    assert np.array_equal(np.sort(refined), np.sort(labels))
+    assert refined[1] == labels.min() and refined[4] > labels[4]  # the outlier sinks; the low-labelled look-alike rises
+    with pytest.raises(ValueError, match="refinement step"):
+        refine_labels_by_centre(labels, embeddings, groups, -0.1)
+
+
 @pytest.mark.slow
 def test_the_speed_benchmark_prints_the_speedup(trained):
     import re
