@@ -163,7 +163,7 @@ def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(fac
     tuned tail has learnt the teacher's order on its training faces."""
     from scipy.stats import spearmanr
 
-    from faceqan.student.files import load_student
+    from faceqan.student.files import StudentFileError, load_student
     from faceqan.student.tail import TailHead
 
     scores, _ = trained
@@ -172,6 +172,12 @@ def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(fac
     assert isinstance(head, TailHead) and meta["kind"] == "tail" and head.split == len(model.network.blocks) - 1
     assert meta["training"]["faces"] == 12 and head.report == {"samples": 12, "blocks": 1, "tensors": len(list(model.network.blocks[-1].parameters())), "epochs": 40}
     assert torch.load(tuned, weights_only=True)["format"] == 3
+    state = torch.load(tuned, weights_only=True)
+    state["split"] -= 1  # two blocks expected, the file holds one
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    with pytest.raises(StudentFileError, match="its tuned blocks do not fit this model"):
+        load_student(broken, model)
     untouched = model.network.blocks[-1].conv2.weight
     assert not torch.equal(head.blocks[0].conv2.weight, untouched)  # tuned, while the FR model's own block is not
     out = tmp_path / "tuned.csv"

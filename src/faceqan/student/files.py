@@ -63,9 +63,14 @@ def load_student(path: str | Path, model: nn.Module) -> tuple[Head, dict]:
     if state["model_sha256"] != model_sha256:
         raise StudentFileError(f"{path} was trained for the model {state['model']!r} with other weights (sha256 {state['model_sha256'][:12]}), not this one ({model_sha256[:12]})")
     kind = state.get("kind", "ridge")
+    if kind not in ("ridge", "tail"):
+        raise StudentFileError(f"{path}: a student head of kind {kind!r}; this faceqan knows ridge and tail")
     if kind == "tail":
-        head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy())
-        head.load_state_dict(state["tail"])
+        try:
+            head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy())
+            head.load_state_dict(state["tail"])
+        except (ValueError, RuntimeError, KeyError) as exc:  # blocks that do not fit this model's
+            raise StudentFileError(f"{path}: its tuned blocks do not fit this model: {str(exc).splitlines()[0]}") from None
         head.report = state["report"]
         head.eval().requires_grad_(False)
     else:
