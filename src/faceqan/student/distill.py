@@ -139,8 +139,7 @@ def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine:
     target = refine_labels(q_adv, torch.cat(embeddings).numpy(), groups, refine) if refine else q_adv
     head = new_tail(model, blocks, np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS)), seed)
     finetune(head, torch.cat(inputs), torch.from_numpy(normal_scores(target)).float(), epochs, seed)
-    tuned = head.blocks.parameters()
-    head.report = {"samples": len(paths), "blocks": blocks, "tensors": len(list(tuned)), "epochs": epochs}
+    head.report = {"samples": len(paths), "blocks": blocks, "tensors": len(list(head.blocks.parameters())), "epochs": epochs}
     return head, groups
 
 
