@@ -9,10 +9,10 @@ Protocols (all pairs among their images; identities = LFW names):
 For each quality model (dlib, SFace) and each model's errors (model-specific and cross-model):
 ERC AUC x1e3 at 10/20/40/80 % and EDC pAUC x1e3 at FMR 1e-3 to a discard of 0.3, bootstrap
 95 % intervals over identities, and paired intervals (student - method; below 0: the student
-better). Methods: the student judged (--student DIR/MODEL.pt, default the shipped ones: dlib's
-fine-tuned v3, SFace's ridge v2), the ridge student v2 (--v2 DIR/MODEL.pt, default
-benchmarks/students_v2; where it is not the one judged), student v1 (--v1 DIR/MODEL.pt, default
-benchmarks/students_v1), FaceQAN (its scores in
+better). Methods: the student judged (--student DIR/MODEL.pt, default the shipped ones), the
+ridge student v2 (--v2 DIR/MODEL.pt, default the shipped ones; listed where it is not the one
+judged, e.g. when DIR holds dlib's fine-tuned v3 from `faceqan distill --finetune-blocks 3`),
+student v1 (--v1 DIR/MODEL.pt, default benchmarks/students_v1), FaceQAN (its scores in
 benchmarks/view2_scores/, matched by LFW name), froq, s_f (flip), SER-FIQ, embedding norm, and
 random. Qualities and embeddings are cached in --cache (shared with `faceqan evaluate`).
 Goals: student - s_f below 0 at 40 and 80 % for both models with their own errors on both
@@ -96,8 +96,8 @@ def students_of(args: argparse.Namespace, model_name: str) -> dict[str, Path]:
     judged = Path(args.student) / f"{model_name}.pt" if args.student else builtin_student(model_name)
     students = {"student": judged}
     for name, folder in (("student v2 (ridge)", args.v2), ("student v1", args.v1)):
-        file = Path(folder) / f"{model_name}.pt"
-        if file.exists() and file.read_bytes() != judged.read_bytes():
+        file = Path(folder) / f"{model_name}.pt" if folder else builtin_student(model_name)
+        if file is not None and file.exists() and file.read_bytes() != judged.read_bytes():
             students[name] = file
     return students
 
@@ -165,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", default=None)
     parser.add_argument("--student", default=None, help="folder of MODEL.pt student files to judge (default: the shipped students)")
-    parser.add_argument("--v2", default=str(HERE / "students_v2"), help="folder of the ridge students v2 to compare with")
+    parser.add_argument("--v2", default=None, help="folder of the ridge students v2 to compare with (default: the shipped ones)")
     parser.add_argument("--v1", default=str(HERE / "students_v1"), help="folder of the students v1 to compare with")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--cache", default="runs/cache")
