@@ -2,13 +2,14 @@
 with the ridge student on the same validation (benchmarks/student_variants.py: 5 folds over
 people, all pairs among the training originals, the model's own errors).
 
-    python benchmarks/student_finetune.py [--model dlib] [--blocks 3] [--epochs 3] [--refine-labels 0.5]
+    python benchmarks/student_finetune.py [--model dlib] [--blocks 3] [--epochs 3] [--refine-labels 0.5] [--rank 8]
 
 The frozen part runs once per face (its output cached in runs/student/v2/tail_input_MODEL_SPLIT.npy);
 then per fold a copy of the last ``--blocks`` residual blocks and a linear head on their
 pooled output learn the normal scores of the teacher's q_adv ranks (faceqan.student.tail's
 recipe, as `faceqan distill --finetune-blocks` uses it); with ``--refine-labels THETA`` both
-the fine-tuned and the ridge student learn the labels refined by identity (faceqan.student.refine). dlib only: its blocks are a
+the fine-tuned and the ridge student learn the labels refined by identity (faceqan.student.refine); with
+``--rank R`` the blocks learn only rank-R changes of their conv weights and their biases. dlib only: its blocks are a
 ``Sequential``. Rows: the teacher, s_f, the ridge student, the fine-tuned one, and their mean.
 """
 
@@ -28,7 +29,7 @@ from faceqan.models import create_model
 from faceqan.pipeline import score_stream
 from faceqan.student.head import fit_head, normal_scores
 from faceqan.student.refine import refine_labels, refine_labels_by_centre
-from faceqan.student.tail import finetune, new_tail, residual_blocks, tail_inputs_and_embeddings, tail_split
+from faceqan.student.tail import LEARNING_RATES, finetune, new_tail, residual_blocks, tail_inputs_and_embeddings, tail_split
 
 from student_variants import out_of_fold, print_table, validation_data
 
@@ -74,9 +75,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA")
     parser.add_argument("--refine-by", choices=("pairs", "centre"), default="pairs", help="pairs: IWBF 2023's mated-pair ranks; centre: eDifFIQA's similarity to the person's better half")
+    parser.add_argument("--rank", type=int, default=0, help="0: tune every tensor of the blocks; R: rank-R changes of the conv weights and the biases")
+    parser.add_argument("--low-rank-lr", type=float, default=LEARNING_RATES["low_rank"])
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    LEARNING_RATES["low_rank"] = args.low_rank_lr
     model = create_model(args.model)
     v = validation_data(args.model, model, f"runs/student/v2/labels_{args.model}.csv", args.cache)
     d = v.data
@@ -87,10 +91,10 @@ def main() -> None:
     y = torch.from_numpy(normal_scores(target)).float()
     template = residual_blocks(model)[split:]
     print(f"{args.model}: {len(d.paths)} faces; fine-tuning {args.blocks} blocks ({sum(p.numel() for p in template.parameters())} weights, "
-          f"{len(list(template.parameters()))} tensors) from {tuple(x.shape[1:])}, {args.epochs} epochs, labels refined {args.refine_labels:g} by {args.refine_by}", flush=True)  # fmt: skip
+          f"{len(list(template.parameters()))} tensors) from {tuple(x.shape[1:])}, {args.epochs} epochs, rank {args.rank or 'full'} (lr {args.low_rank_lr:g}), labels refined {args.refine_labels:g} by {args.refine_by}", flush=True)  # fmt: skip
 
     def tuned(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        head = finetune(new_tail(model, args.blocks, d.q_adv), x[train], y[train], args.epochs)
+        head = finetune(new_tail(model, args.blocks, d.q_adv, rank=args.rank), x[train], y[train], args.epochs)
         with torch.no_grad():
             return head.score(x[test]).numpy()
 

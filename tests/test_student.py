@@ -91,7 +91,7 @@ def test_a_student_for_other_weights_or_of_another_format_is_refused(trained, tm
     torch.save(state, other)
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
     error = capsys.readouterr().err
-    assert "a student file of format 1 (made by faceqan 0.2.0); this faceqan reads formats 2, 3: distill it again" in error
+    assert "a student file of format 1 (made by faceqan 0.2.0); this faceqan reads formats 2, 3, 4: distill it again" in error
     assert len(error.strip().splitlines()) == 1
     other.write_bytes(b"not a torch file")
     assert main(["score", str(faces), "-o", out, "--student", str(other), "--quiet"]) == EXIT_START_FAILED
@@ -158,8 +158,51 @@ def tuned(trained, tmp_path_factory):
     return student
 
 
+@pytest.fixture(scope="module")
+def low_rank(trained, tmp_path_factory):
+    """A student that learnt only rank-4 changes of the last block's convs (and its biases)."""
+    scores, _ = trained
+    student = tmp_path_factory.mktemp("low_rank") / "low_rank.pt"
+    args = ["distill", str(scores), "--model", "dlib", "-o", str(student), "--finetune-blocks", "1", "--finetune-rank", "4", "--epochs", "40", "--quiet"]
+    assert main(args) == EXIT_OK
+    return student
+
+
+def test_a_low_rank_student_holds_only_its_changes_and_follows_its_teacher(faces, trained, tuned, low_rank, tmp_path, capsys):
+    """Format 4, rank 4: the file holds the factors, biases and linear map, not the model's conv
+    weights (a fraction of the whole block's size); loaded, each conv is the model's weight plus
+    up @ down; through the CLI it has learnt the teacher's order on its training faces."""
+    from scipy.stats import spearmanr
+
+    from faceqan.student.files import StudentFileError, load_student
+
+    scores, _ = trained
+    model = faceqan.create_model("dlib")
+    state = torch.load(low_rank, weights_only=True)
+    assert state["format"] == 4 and state["rank"] == 4 and not any(name.endswith(".original") for name in state["tail"])
+    assert low_rank.stat().st_size < tuned.stat().st_size / 10
+    head, meta = load_student(low_rank, model)
+    assert head.rank == 4 and head.report == {"samples": 12, "blocks": 1, "rank": 4, "tensors": 6, "epochs": 40}  # 2 convs x (down, up, bias)
+    conv, own = head.blocks[0].conv2, model.network.blocks[-1].conv2
+    change = conv.parametrizations.weight[0]
+    assert torch.count_nonzero(change.up) > 0
+    assert torch.allclose(conv.weight, own.weight + (change.up @ change.down).view_as(own.weight))
+    del state["tail"]["linear.weight"]
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    with pytest.raises(StudentFileError, match="its tuned blocks do not fit this model: .*'linear.weight' is missing"):
+        load_student(broken, model)
+    out = tmp_path / "low_rank.csv"
+    assert main(["score", str(faces), "-o", str(out), "--student", str(low_rank), "--quiet"]) == EXIT_OK
+    rows, teacher = _rows(out), {row["path"]: row for row in _rows(scores)}
+    order = spearmanr([float(r["q_adv"]) for r in rows], [float(teacher[r["path"]]["q_adv"]) for r in rows]).statistic
+    assert order > 0.8, order
+    assert main(["distill", str(scores), "-o", str(tmp_path / "s.pt"), "--finetune-rank", "4", "--quiet"]) == EXIT_START_FAILED
+    assert "--finetune-rank changes the blocks --finetune-blocks tunes: give both" in capsys.readouterr().err
+
+
 def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(faces, trained, tuned, tmp_path):
-    """Format 3, kind tail: the tuned block and head travel in the file; s_f stays exact and the
+    """Format 4, kind tail, rank 0: the whole tuned block and head travel in the file; s_f stays exact and the
     tuned tail has learnt the teacher's order on its training faces."""
     from scipy.stats import spearmanr
 
@@ -170,8 +213,8 @@ def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(fac
     model = faceqan.create_model("dlib")
     head, meta = load_student(tuned, model)
     assert isinstance(head, TailHead) and meta["kind"] == "tail" and head.split == len(model.network.blocks) - 1
-    assert meta["training"]["faces"] == 12 and head.report == {"samples": 12, "blocks": 1, "tensors": len(list(model.network.blocks[-1].parameters())), "epochs": 40}
-    assert torch.load(tuned, weights_only=True)["format"] == 3
+    assert meta["training"]["faces"] == 12 and head.report == {"samples": 12, "blocks": 1, "rank": 0, "tensors": len(list(model.network.blocks[-1].parameters())), "epochs": 40}
+    assert torch.load(tuned, weights_only=True)["format"] == 4
     state = torch.load(tuned, weights_only=True)
     state["split"] -= 1  # two blocks expected, the file holds one
     broken = tmp_path / "broken.pt"
@@ -190,15 +233,15 @@ def test_a_fine_tuned_student_scores_through_the_cli_and_follows_its_teacher(fac
     assert order > 0.8, order  # in-sample: it learnt something (an untrained linear map: about 0)
 
 
-@pytest.mark.parametrize("kind", ["ridge", "tail"])
-def test_either_kind_of_student_exports_to_onnx_and_scores_as_in_torch(kind, faces, trained, tuned, tmp_path):
+@pytest.mark.parametrize("kind", ["ridge", "tail", "low-rank tail"])
+def test_every_kind_of_student_exports_to_onnx_and_scores_as_in_torch(kind, faces, trained, tuned, low_rank, tmp_path):
     import onnxruntime
 
     from faceqan.faces.prepare import FacePreparer
     from faceqan.methods import create_method
     from faceqan.pipeline import chips_to_tensor
 
-    student = str(trained[1] if kind == "ridge" else tuned)
+    student = str({"ridge": trained[1], "tail": tuned, "low-rank tail": low_rank}[kind])
     assert main(["export", "--student", student, "-o", str(tmp_path / "s.onnx")]) == EXIT_OK
     model = faceqan.create_model("dlib")
     preparer = FacePreparer(model.spec)

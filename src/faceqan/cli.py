@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--disjoint-from", action="append", default=[], metavar="PROTOCOL", help="a protocol the student will be judged on: refuse labels of its people (repeatable)")
     distill.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA", help="identity-based label refinement step in [0, 1] (default 0: the teacher's labels as they are)")
     distill.add_argument("--finetune-blocks", type=positive_int, default=None, metavar="N", help="fine-tune copies of the model's last N residual blocks with a linear head instead of a ridge head on pooled features (built-in dlib: 3; models with blocks at network.blocks)")
+    distill.add_argument("--finetune-rank", type=positive_int, default=None, metavar="R", help="with --finetune-blocks: tune only rank-R changes of the blocks' conv weights and their biases (LoRA): a small file that takes the rest from the model")
     distill.add_argument("--epochs", type=positive_int, default=3, help="passes over the faces when fine-tuning (default 3)")
     distill.add_argument("--quiet", action="store_true")
 
@@ -597,10 +598,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     model = create_model(args.model)
     head = distill(args.scores, model, args.model, args.output, args.cache, args.batch_size, not args.quiet, args.seed, tuple(args.disjoint_from),
-                   args.refine_labels, args.finetune_blocks or 0, args.epochs)  # fmt: skip
+                   args.refine_labels, args.finetune_blocks or 0, args.epochs, args.finetune_rank or 0)  # fmt: skip
     report = head.report
     if args.finetune_blocks:
-        how = f"the last {report['blocks']} blocks ({report['tensors']} tensors) fine-tuned for {report['epochs']} epochs"
+        tuned = f"rank-{head.rank} changes of the last {report['blocks']} blocks" if head.rank else f"the last {report['blocks']} blocks"
+        how = f"{tuned} ({report['tensors']} tensors) fine-tuned for {report['epochs']} epochs"
     else:
         how = f"cross-validated Spearman with the teacher's q_adv {report['cv_spearman_q_adv']:.3f} (ridge penalty {head.penalty:g}; by penalty {report['cv_by_penalty']})"
     print(f"faceqan: student for {args.model} from {report['samples']} faces: {how} -> {args.output}", file=sys.stderr)

@@ -113,9 +113,9 @@ def _preparer(labels: Labels, model: FaceModel) -> FacePreparer:
     return FacePreparer(model.spec, aligned=bool(labels.teacher.get("aligned")), landmarks=labels.teacher.get("landmarks") or "refined")
 
 
-def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine: float, batch_size: int = 16, progress: bool = True, seed: int = 0) -> tuple[TailHead, np.ndarray]:
-    """Fine-tune copies of the model's last ``blocks`` blocks with a linear head on the labels
-    (refined by identity with step ``refine``); returns the head and the people of the faces
+def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine: float, batch_size: int = 16, progress: bool = True, seed: int = 0, rank: int = 0) -> tuple[TailHead, np.ndarray]:
+    """Fine-tune copies of the model's last ``blocks`` blocks (or, with ``rank``, rank-``rank``
+    changes of their conv weights) with a linear head on the labels (refined by identity with step ``refine``); returns the head and the people of the faces
     used. The frozen part runs once per face, its outputs held in memory (~16 KB per face for dlib)."""
     from tqdm import tqdm
 
@@ -137,24 +137,27 @@ def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine:
     q_adv = labels.q_adv[[index[path] for path in paths]]
     groups = np.array([Path(path).parent.name for path in paths])
     target = refine_labels(q_adv, torch.cat(embeddings).numpy(), groups, refine) if refine else q_adv
-    head = new_tail(model, blocks, np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS)), seed)
+    head = new_tail(model, blocks, np.quantile(q_adv, np.linspace(0, 1, QUANTILE_POINTS)), seed, rank)
     finetune(head, torch.cat(inputs), torch.from_numpy(normal_scores(target)).float(), epochs, seed)
-    head.report = {"samples": len(paths), "blocks": blocks, "tensors": len(list(head.blocks.parameters())), "epochs": epochs}
+    head.report = {"samples": len(paths), "blocks": blocks, "rank": rank, "tensors": len(head.tuned_parameters()), "epochs": epochs}
     return head, groups
 
 
 def distill(score_files: list[str], model: FaceModel, model_name: str, output: str | Path, cache: str | Path, batch_size: int = 16,
             progress: bool = True, seed: int = 0, disjoint_from: tuple[str, ...] = (), refine: float = 0.0,
-            finetune_blocks: int = 0, epochs: int = 3) -> Head:  # fmt: skip
+            finetune_blocks: int = 0, epochs: int = 3, finetune_rank: int = 0) -> Head:  # fmt: skip
     """Fit a student to the score files' labels (refined by identity with step ``refine``, see
     student.refine) and write it to ``output``: a ridge head on pooled features, or with
-    ``finetune_blocks`` the model's last blocks fine-tuned (student.tail); refuses labels of
+    ``finetune_blocks`` the model's last blocks fine-tuned (student.tail; only rank-``finetune_rank``
+    changes of them where that is given); refuses labels of
     people ``disjoint_from``'s protocols judge on."""
     labels = read_labels(score_files, model)
     check_disjoint(labels, list(disjoint_from))
+    if finetune_rank and not finetune_blocks:
+        raise ValueError("--finetune-rank changes the blocks --finetune-blocks tunes: give both")
     if finetune_blocks:
         tail_split(model, finetune_blocks)  # refused here, before the long pass
-        head, groups = fit_tail(labels, model, finetune_blocks, epochs, refine, batch_size, progress, seed)
+        head, groups = fit_tail(labels, model, finetune_blocks, epochs, refine, batch_size, progress, seed, finetune_rank)
     else:
         data = training_set(labels, model, cache, batch_size, progress)
         embedding_size = model.spec.embedding_size or 0

@@ -1,8 +1,9 @@
 """Student files: the head, and what it was trained for, saved with torch.save and read back
 with ``weights_only=True`` (plain tensors, numbers and strings only).
 
-Format 3 holds either kind of head: ``ridge`` (format 2's keys, still read) or ``tail`` (the
-tuned blocks' and linear map's tensors; student.tail)."""
+Format 4 holds either kind of head: ``ridge`` (format 2's keys, still read) or ``tail`` (the
+tuned blocks' and linear map's tensors, student.tail; format 3's, still read, always hold whole
+blocks, format 4's may hold only low-rank changes, ``rank`` > 0, and take the rest from the model)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from torch import nn
 from .head import RidgeHead
 from .tail import TailHead, new_tail, residual_blocks
 
-FORMAT = 3  # 2: the training set's description ("training": refinement step, people left out); 3: "kind", ridge or tail
-READABLE = (2, 3)  # a format-2 file is a ridge head with format 3's keys
+FORMAT = 4  # 2: the training set's description ("training": refinement step, people left out); 3: "kind", ridge or tail; 4: "rank"
+READABLE = (2, 3, 4)  # a format-2 file is a ridge head with format 3's keys; a format-3 tail has rank 0
 Head = RidgeHead | TailHead
 
 
@@ -31,8 +32,7 @@ def save_student(path: str | Path, head: Head, model_name: str, model_sha256: st
     """Write a student file (the temporary-then-rename keeps a half-written file from ever existing)."""
     state = {"format": FORMAT, "faceqan": __version__, "model": model_name, "model_sha256": model_sha256, "teacher": teacher, "training": training, "report": head.report}
     if isinstance(head, TailHead):
-        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()}
-        state.update(kind="tail", split=head.split, tail=tensors)
+        state.update(kind="tail", split=head.split, rank=head.rank, tail=head.learned_state())
     else:
         state.update(
             kind="ridge", features=int(head.mean.size), penalty=head.penalty,
@@ -67,8 +67,8 @@ def load_student(path: str | Path, model: nn.Module) -> tuple[Head, dict]:
         raise StudentFileError(f"{path}: a student head of kind {kind!r}; this faceqan knows ridge and tail")
     if kind == "tail":
         try:
-            head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy())
-            head.load_state_dict(state["tail"])
+            head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy(), rank=state.get("rank", 0))
+            head.load_learned_state(state["tail"])
         except (ValueError, RuntimeError, KeyError) as exc:  # blocks that do not fit this model's
             raise StudentFileError(f"{path}: its tuned blocks do not fit this model: {str(exc).splitlines()[0]}") from None
         head.report = state["report"]

@@ -5,6 +5,10 @@ rank (published FaceQAN-style students partly fine-tune the backbone; docs/stude
 The frozen model runs as ever, so its embedding and the mirror's give s_f exactly; a forward
 hook takes the output of the block before the tuned ones, and the tuned copies go on from there.
 Models whose residual blocks are one ``nn.Sequential`` at ``network.blocks`` (the built-in dlib).
+
+With ``rank`` the copies' conv weights stay the model's and learn only a rank-``rank`` change
+each (LoRA, as a torch parametrization) plus their biases: the file then holds those few tensors,
+and the rest is taken from the model when the head is loaded.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .head import q_adv_from_score
 
 BLOCKS = "network.blocks"
-LEARNING_RATES = {"blocks": 1e-4, "linear": 1e-3}  # small for the pretrained blocks, larger for the new head
+LEARNING_RATES = {"blocks": 1e-4, "low_rank": 1e-3, "linear": 1e-3}  # small for the pretrained blocks, larger for new tensors
 BATCH = 64
 
 
@@ -48,15 +53,56 @@ def tail_input_of(model: nn.Module, split: int) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+class LowRankChange(nn.Module):
+    """A conv weight plus ``up @ down``, a rank-r change (``up`` starts at zero: the copy starts as the model's)."""
+
+    def __init__(self, weight: torch.Tensor, rank: int) -> None:
+        super().__init__()
+        fan_in = weight[0].numel()
+        self.down = nn.Parameter(torch.randn(rank, fan_in) / fan_in**0.5)
+        self.up = nn.Parameter(torch.zeros(weight.shape[0], rank))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + (self.up @ self.down).view_as(weight)
+
+
+def add_low_rank_changes(blocks: nn.Module, rank: int) -> None:
+    """Give every conv in ``blocks`` a trainable rank-``rank`` change of its (then frozen) weight."""
+    for conv in [m for m in blocks.modules() if isinstance(m, nn.Conv2d)]:
+        parametrize.register_parametrization(conv, "weight", LowRankChange(conv.weight, rank))
+        conv.parametrizations.weight.original.requires_grad_(False)
+
+
 class TailHead(nn.Module):
     """Tuned blocks ``split`` .. end, mean pooling and a linear map: tail input -> q_adv on the
-    teacher's scale (through ``quantiles``, the training q_adv at evenly spaced probabilities)."""
+    teacher's scale (through ``quantiles``, the training q_adv at evenly spaced probabilities).
+    ``rank`` 0: every tensor of the blocks is tuned; otherwise low-rank changes and biases."""
 
-    def __init__(self, blocks: nn.Sequential, channels: int, quantiles: torch.Tensor, split: int, report: dict | None = None) -> None:
+    def __init__(self, blocks: nn.Sequential, channels: int, quantiles: torch.Tensor, split: int, rank: int = 0, report: dict | None = None) -> None:
         super().__init__()
+        if rank:
+            add_low_rank_changes(blocks, rank)
         self.blocks, self.linear = blocks, nn.Linear(channels, 1)
         self.register_buffer("quantiles", torch.as_tensor(quantiles, dtype=torch.float32))
-        self.split, self.report = split, report or {}
+        self.split, self.rank, self.report = split, rank, report or {}
+
+    def tuned_parameters(self) -> list[nn.Parameter]:
+        """The blocks' tensors that training changes (all of them, or the low-rank factors and biases)."""
+        return [p for name, p in self.blocks.named_parameters() if not name.endswith(".original")]
+
+    def learned_state(self) -> dict[str, torch.Tensor]:
+        """What a student file must hold: the whole state, less the model's own frozen weights."""
+        return {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(".original")}
+
+    def load_learned_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load ``learned_state``'s tensors (the frozen weights stay the model's); refuses a tensor
+        this head lacks or a learned one that is missing."""
+        own = self.state_dict()
+        if unknown := sorted(set(state) - set(own)):
+            raise KeyError(f"no tensor {unknown[0]!r} in this head")
+        if missing := sorted(name for name in own if name not in state and not name.endswith(".original")):
+            raise KeyError(f"the tensor {missing[0]!r} is missing")
+        self.load_state_dict({**own, **state})
 
     def score(self, tail_input: torch.Tensor) -> torch.Tensor:
         """The normal-score prediction (the head's raw output, in rank order)."""
@@ -74,9 +120,9 @@ def tail_split(model: nn.Module, count: int) -> int:
     return len(blocks) - count
 
 
-def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0) -> TailHead:
+def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0, rank: int = 0) -> TailHead:
     """An untrained head whose blocks are copies of the model's last ``count`` blocks (its linear
-    map initialised from ``seed``)."""
+    map and low-rank factors, for ``rank`` > 0, initialised from ``seed``)."""
     split = tail_split(model, count)
     tuned = copy.deepcopy(residual_blocks(model)[split:]).float().requires_grad_(True)
     size = model.spec.input_size
@@ -87,7 +133,7 @@ def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0)
         raise ValueError(f"the last residual blocks give {out.ndim}-D outputs; the tail head pools (N, C, H, W) maps")
     with torch.random.fork_rng(devices=[]):  # the seed decides the linear map without touching the caller's generator
         torch.manual_seed(seed)
-        return TailHead(tuned, int(out.shape[1]), torch.from_numpy(np.asarray(quantiles, np.float32)), split)
+        return TailHead(tuned, int(out.shape[1]), torch.from_numpy(np.asarray(quantiles, np.float32)), split, rank)
 
 
 def tail_inputs_and_embeddings(model: nn.Module, split: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,8 +146,11 @@ def tail_inputs_and_embeddings(model: nn.Module, split: int, images: torch.Tenso
 def finetune(head: TailHead, inputs: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int = 0) -> TailHead:
     """Fit ``head`` to normal-score targets: SmoothL1, AdamW (LEARNING_RATES, weight decay 1e-4),
     batches of 64 in a seeded order; returns it in eval mode."""
-    head.train().requires_grad_(True)
-    groups = [{"params": head.blocks.parameters(), "lr": LEARNING_RATES["blocks"]}, {"params": head.linear.parameters(), "lr": LEARNING_RATES["linear"]}]
+    head.train()
+    tuned = head.tuned_parameters()
+    for p in tuned + list(head.linear.parameters()):
+        p.requires_grad_(True)
+    groups = [{"params": tuned, "lr": LEARNING_RATES["low_rank" if head.rank else "blocks"]}, {"params": head.linear.parameters(), "lr": LEARNING_RATES["linear"]}]
     optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
     order = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
