@@ -180,6 +180,7 @@ def test_a_low_rank_student_holds_only_its_changes_and_follows_its_teacher(faces
     model = faceqan.create_model("dlib")
     state = torch.load(low_rank, weights_only=True)
     assert state["format"] == 4 and state["rank"] == 4 and not any(name.endswith(".original") for name in state["tail"])
+    assert {t.dtype for name, t in state["tail"].items() if name.endswith((".up", ".down"))} == {torch.float16}
     assert low_rank.stat().st_size < tuned.stat().st_size / 10
     head, meta = load_student(low_rank, model)
     assert head.rank == 4 and head.report == {"samples": 12, "blocks": 1, "rank": 4, "tensors": 6, "epochs": 40}  # 2 convs x (down, up, bias)

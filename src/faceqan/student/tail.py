@@ -91,8 +91,10 @@ class TailHead(nn.Module):
         return [p for name, p in self.blocks.named_parameters() if not name.endswith(".original")]
 
     def learned_state(self) -> dict[str, torch.Tensor]:
-        """What a student file must hold: the whole state, less the model's own frozen weights."""
-        return {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(".original")}
+        """What a student file must hold: the whole state, less the model's own frozen weights;
+        low-rank factors in float16 (half the file; loading widens them to float32 again)."""
+        state = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(".original")}
+        return {name: t.half() if name.endswith((".up", ".down")) else t for name, t in state.items()}
 
     def load_learned_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load ``learned_state``'s tensors (the frozen weights stay the model's); refuses a tensor
