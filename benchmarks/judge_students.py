@@ -10,8 +10,8 @@ For each quality model (dlib, SFace) and each model's errors (model-specific and
 ERC AUC x1e3 at 10/20/40/80 % and EDC pAUC x1e3 at FMR 1e-3 to a discard of 0.3, bootstrap
 95 % intervals over identities, and paired intervals (student - method; below 0: the student
 better). Methods: the student judged (--student DIR/MODEL.pt, default the shipped ones), the
-ridge student v2 (--v2 DIR/MODEL.pt, default the shipped ones; listed where it is not the one
-judged, e.g. when DIR holds dlib's fine-tuned v3 from `faceqan distill --finetune-blocks 3`),
+ridge student v2 (--v2 DIR/MODEL.pt, default benchmarks/students_v2/MODEL.pt where a later
+student replaced it, else the shipped one; listed where it is not the one judged),
 student v1 (--v1 DIR/MODEL.pt, default benchmarks/students_v1), FaceQAN (its scores in
 benchmarks/view2_scores/, matched by LFW name), froq, s_f (flip), SER-FIQ, embedding norm, and
 random. Qualities and embeddings are cached in --cache (shared with `faceqan evaluate`).
@@ -95,8 +95,9 @@ def students_of(args: argparse.Namespace, model_name: str) -> dict[str, Path]:
     """The judged student, then the earlier ones where they are other files."""
     judged = Path(args.student) / f"{model_name}.pt" if args.student else builtin_student(model_name)
     students = {"student": judged}
+    kept_v2 = HERE / "students_v2" / f"{model_name}.pt"  # where a shipped ridge v2 went when a later student replaced it
     for name, folder in (("student v2 (ridge)", args.v2), ("student v1", args.v1)):
-        file = Path(folder) / f"{model_name}.pt" if folder else builtin_student(model_name)
+        file = Path(folder) / f"{model_name}.pt" if folder else kept_v2 if kept_v2.exists() else builtin_student(model_name)
         if file is not None and file.exists() and file.read_bytes() != judged.read_bytes():
             students[name] = file
     return students
@@ -165,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", default=None)
     parser.add_argument("--student", default=None, help="folder of MODEL.pt student files to judge (default: the shipped students)")
-    parser.add_argument("--v2", default=None, help="folder of the ridge students v2 to compare with (default: the shipped ones)")
+    parser.add_argument("--v2", default=None, help="folder of the ridge students v2 to compare with (default: benchmarks/students_v2/MODEL.pt where it exists, else the shipped one)")
     parser.add_argument("--v1", default=str(HERE / "students_v1"), help="folder of the students v1 to compare with")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--cache", default="runs/cache")

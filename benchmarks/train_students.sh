@@ -21,7 +21,9 @@ cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
 THETA=${THETA:-0.5}
 BLOCKS=${BLOCKS:-0}
+RANK=${RANK:-0}
 TUNE=(); [ "$BLOCKS" -gt 0 ] && TUNE=(--finetune-blocks "$BLOCKS")
+[ "$RANK" -gt 0 ] && TUNE+=(--finetune-rank "$RANK")
 LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
 FAQ=${FAQ:-.venv/bin/faceqan}
 [ -f runs/student/images.txt ] || .venv/bin/python benchmarks/make_student_set.py --lfw "$LFW"

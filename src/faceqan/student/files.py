@@ -69,6 +69,7 @@ def load_student(path: str | Path, model: nn.Module) -> tuple[Head, dict]:
         try:
             head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy(), rank=state.get("rank", 0))
             head.load_learned_state(state["tail"])
+            head.merge()
         except (ValueError, RuntimeError, KeyError) as exc:  # blocks that do not fit this model's
             raise StudentFileError(f"{path}: its tuned blocks do not fit this model: {str(exc).splitlines()[0]}") from None
         head.report = state["report"]

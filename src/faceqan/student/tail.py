@@ -106,6 +106,15 @@ class TailHead(nn.Module):
             raise KeyError(f"the tensor {missing[0]!r} is missing")
         self.load_state_dict({**own, **state})
 
+    def merge(self) -> TailHead:
+        """Bake the low-rank changes into the conv weights (no product per pass when scoring);
+        the head is then a plain tuned tail (rank 0)."""
+        for conv in self.blocks.modules():
+            if parametrize.is_parametrized(conv, "weight"):
+                parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
+        self.rank = 0
+        return self
+
     def score(self, tail_input: torch.Tensor) -> torch.Tensor:
         """The normal-score prediction (the head's raw output, in rank order)."""
         return self.linear(self.blocks(tail_input).mean(dim=(2, 3))).squeeze(1)
