@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Reproduce a built-in student from the data, then judge it on people no student saw.
 #   bash benchmarks/train_students.sh [MODEL]        (dlib or sface; default dlib; THETA=0.5)
-# The shipped students (v2) are ridge heads on pooled features. BLOCKS=3 (dlib only: SFace's ONNX
-# graph has no blocks) fine-tunes the last 3 residual blocks with a linear head instead: dlib's v3,
-# better on the judging protocols but a 14 MB file, so not shipped (~7 min on 2 cores; docs/student.md).
+# dlib's shipped student (v4) tunes rank-32 changes of its last 3 residual blocks' convs with a
+# linear head (BLOCKS=3 RANK=32, its defaults; ~7 min on 2 cores; a 1 MB file); RANK=0 tunes the
+# whole blocks (v3, a 14 MB file, not shipped), BLOCKS=0 makes the ridge head on pooled features
+# (v2, SFace's shipped student and its only choice: its ONNX graph has no blocks). docs/student.md.
 # 1. Training faces: LFW View 1's 3,443 training images and the extra pool's 3,569 (every other
 #    LFW image whose person is in neither judging protocol), each with one seeded degraded copy
 #    (benchmarks/make_student_set.py, under runs/student; rerunning writes the same files).
@@ -20,8 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-dlib}
 THETA=${THETA:-0.5}
-BLOCKS=${BLOCKS:-0}
-RANK=${RANK:-0}
+if [ "$MODEL" = dlib ]; then BLOCKS=${BLOCKS:-3} RANK=${RANK:-32}; else BLOCKS=${BLOCKS:-0} RANK=${RANK:-0}; fi
 TUNE=(); [ "$BLOCKS" -gt 0 ] && TUNE=(--finetune-blocks "$BLOCKS")
 [ "$RANK" -gt 0 ] && TUNE+=(--finetune-rank "$RANK")
 LFW=$(.venv/bin/python -m faceqan.shared_data lfw)  # $FACEQAN_SHARED, else ../shared
