@@ -419,3 +419,18 @@ def test_reports_name_a_builtin_student_and_froq_layers_without_the_install_path
         given = tmp_path / method.path.name
         given.write_bytes(method.path.read_bytes())
         assert create_method(name, dlib_model, **{option: str(given)}).options() == {**method.options(), option: str(given)}
+
+
+def test_a_new_low_rank_tail_starts_as_the_models_own_blocks_and_tunes_only_its_changes(dlib_model):
+    """LoRA's start: ``up`` is zero, so the copies compute what the model's blocks do; training
+    sees the factors and biases only, never the model's conv weights."""
+    from faceqan.student.tail import new_tail, tail_inputs_and_embeddings
+
+    head = new_tail(dlib_model, 2, np.linspace(0, 1, 11), rank=4)
+    chips = torch.rand(2, 3, 150, 150) * 2 - 1
+    tail_input, _ = tail_inputs_and_embeddings(dlib_model, head.split, chips)
+    with torch.no_grad():
+        assert torch.allclose(head.blocks(tail_input), dlib_model.network.blocks[-2:](tail_input), atol=1e-5)
+    tuned = {id(p) for p in head.tuned_parameters()}
+    names = {name.rsplit(".", 1)[-1] for name, p in head.blocks.named_parameters() if id(p) in tuned}
+    assert names == {"down", "up", "bias"} and len(head.tuned_parameters()) == 4 * 3

@@ -101,9 +101,9 @@ class TailHead(nn.Module):
         this head lacks or a learned one that is missing."""
         own = self.state_dict()
         if unknown := sorted(set(state) - set(own)):
-            raise KeyError(f"no tensor {unknown[0]!r} in this head")
+            raise ValueError(f"no tensor {unknown[0]!r} in this head")
         if missing := sorted(name for name in own if name not in state and not name.endswith(".original")):
-            raise KeyError(f"the tensor {missing[0]!r} is missing")
+            raise ValueError(f"the tensor {missing[0]!r} is missing")
         self.load_state_dict({**own, **state})
 
     def merge(self) -> TailHead:
