@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--refine-by", choices=("pairs", "centre"), default="pairs", help="pairs: IWBF 2023's mated-pair ranks; centre: eDifFIQA's similarity to the person's better half")
     parser.add_argument("--rank", type=int, default=0, help="0: tune every tensor of the blocks; R: rank-R changes of the conv weights and the biases")
     parser.add_argument("--low-rank-lr", type=float, default=LEARNING_RATES["low_rank"])
+    parser.add_argument("--bootstrap", type=int, default=0, help="also paired intervals against s_f over this many identity-grouped resamples")
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -108,7 +109,7 @@ def main() -> None:
     for name, score in scores.items():  # normal scores back to q_adv's scale, as the student's head does
         q_adv = np.interp(ndtr(normal_scores(score)), np.linspace(0, 1, 1001), quantiles)
         qualities[name] = (q_adv * v.s_f).clip(0) ** 5
-    print_table(v, qualities)
+    print_table(v, qualities, args.bootstrap)
 
 
 if __name__ == "__main__":

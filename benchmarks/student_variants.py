@@ -1,6 +1,6 @@
 """Which student v2 to ship: training choices compared on faces of people each fit did not see.
 
-    python benchmarks/student_variants.py --model dlib [--labels runs/student/v2/labels_dlib.csv] [--cache runs/cache]
+    python benchmarks/student_variants.py --model dlib [--labels runs/student/v2/labels_dlib.csv] [--thetas 0,0.5] [--pools view1,pool] [--bootstrap 100]
 
 Validation, never the judging protocols: 5 folds over the people of the training labels
 (benchmarks/student_pool.py, judged people already removed); each original face gets the
@@ -66,7 +66,10 @@ def out_of_fold(v: Validation, fit_predict, train_mask: np.ndarray | None = None
     return predicted
 
 
-def print_table(v: Validation, qualities: dict[str, np.ndarray]) -> None:
+def print_table(v: Validation, qualities: dict[str, np.ndarray], bootstrap: int = 0) -> None:
+    """Each quality's figures on all pairs among the training originals; with ``bootstrap``, also
+    each one's paired 95 % interval against s_f (method - s_f, below 0: better) over that many
+    identity-grouped resamples (``qualities`` must hold an "s_f" entry)."""
     images = [p for p, keep in zip(v.data.paths, v.original) if keep]
     protocol = paths_all_pairs(images, "all pairs among the training originals")
     scores, valid = comparison_scores(protocol, dict(zip(images, v.embeddings[v.original])))
@@ -76,6 +79,13 @@ def print_table(v: Validation, qualities: dict[str, np.ndarray]) -> None:
     for result in results:
         r = result.values
         print(f"{result.name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@20']:.1f})", flush=True)
+    if bootstrap:
+        against_flip = {"s_f": qualities["s_f"][v.original], **{k: q[v.original] for k, q in qualities.items() if k != "s_f"}}
+        results = evaluate(protocol, scores, against_flip, edc_limit=0.3, resamples=bootstrap, random_seeds=0)
+        print(f"paired intervals, method - s_f ({bootstrap} resamples over people; below 0: better than s_f) at 40 / 80 % (EDC)")
+        for result in results[1:]:
+            d = result.differences
+            print(f"{result.name:22s} " + " / ".join(f"[{d[c][0]:.1f}, {d[c][1]:.1f}]" for c in ("erc_auc@40", "erc_auc@80")) + f"  ([{d['edc_pauc@20'][0]:.1f}, {d['edc_pauc@20'][1]:.1f}])", flush=True)
 
 
 def main() -> None:
@@ -84,13 +94,15 @@ def main() -> None:
     parser.add_argument("--labels", default=None)
     parser.add_argument("--cache", default="runs/cache")
     parser.add_argument("--thetas", default="0,0.1,0.25,0.5")
+    parser.add_argument("--pools", default="view1,pool", help="view1 (View 1's training faces) and / or pool (all)")
+    parser.add_argument("--bootstrap", type=int, default=0, help="also paired intervals against s_f over this many identity-grouped resamples")
     args = parser.parse_args()
     model = create_model(args.model)
     v = validation_data(args.model, model, args.labels or f"runs/student/v2/labels_{args.model}.csv", args.cache)
     d = v.data
     print(f"{args.model}: {len(d.paths)} faces ({v.original.sum()} originals, {v.view1.sum()} of View 1 train), {np.unique(d.groups).size} people", flush=True)
     qualities: dict[str, np.ndarray] = {"teacher": (d.q_adv * v.s_f).clip(0) ** 5, "s_f": v.s_f}
-    for pool, train_mask in (("view1", v.view1), ("pool", None)):
+    for pool, train_mask in [(name, mask) for name, mask in (("view1", v.view1), ("pool", None)) if name in args.pools.split(",")]:
         for theta in (float(t) for t in args.thetas.split(",")):
             target = refine_labels(d.q_adv, v.embeddings, d.groups, theta)
 
@@ -98,7 +110,7 @@ def main() -> None:
                 return fit_head(d.features[train], target[train], d.groups[train]).predict(d.features[test])
 
             qualities[f"{pool} theta={theta:g}"] = (out_of_fold(v, ridge, train_mask) * v.s_f).clip(0) ** 5
-    print_table(v, qualities)
+    print_table(v, qualities, args.bootstrap)
 
 
 if __name__ == "__main__":
