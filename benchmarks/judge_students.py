@@ -91,16 +91,17 @@ def qualities_for(paths: list[str], model_name: str, model, students: dict[str, 
     return {name: values[name] for name in order}
 
 
+def shipped_v2(model_name: str) -> Path | None:
+    """The ridge v2: where it went when a later student replaced it, else the shipped student."""
+    kept = HERE / "students_v2" / f"{model_name}.pt"
+    return kept if kept.exists() else builtin_student(model_name)
+
+
 def students_of(args: argparse.Namespace, model_name: str) -> dict[str, Path]:
     """The judged student, then the earlier ones where they are other files."""
     judged = Path(args.student) / f"{model_name}.pt" if args.student else builtin_student(model_name)
-    students = {"student": judged}
-    kept_v2 = HERE / "students_v2" / f"{model_name}.pt"  # where a shipped ridge v2 went when a later student replaced it
-    for name, folder in (("student v2 (ridge)", args.v2), ("student v1", args.v1)):
-        file = Path(folder) / f"{model_name}.pt" if folder else kept_v2 if kept_v2.exists() else builtin_student(model_name)
-        if file is not None and file.exists() and file.read_bytes() != judged.read_bytes():
-            students[name] = file
-    return students
+    earlier = {"student v2 (ridge)": Path(args.v2) / f"{model_name}.pt" if args.v2 else shipped_v2(model_name), "student v1": Path(args.v1) / f"{model_name}.pt"}
+    return {"student": judged, **{name: file for name, file in earlier.items() if file is not None and file.exists() and file.read_bytes() != judged.read_bytes()}}
 
 
 def interval(pair: tuple[float, float]) -> str:

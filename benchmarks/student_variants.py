@@ -74,19 +74,17 @@ def print_table(v: Validation, qualities: dict[str, np.ndarray], bootstrap: int 
     protocol = paths_all_pairs(images, "all pairs among the training originals")
     scores, valid = comparison_scores(protocol, dict(zip(images, v.embeddings[v.original])))
     assert valid.all()
-    results = evaluate(protocol, scores, {k: q[v.original] for k, q in qualities.items()}, edc_limit=0.3, resamples=0, random_seeds=0)
+    reference_first = {"s_f": qualities["s_f"], **qualities} if bootstrap else qualities  # differences are against the first
+    results = {r.name: r for r in evaluate(protocol, scores, {k: q[v.original] for k, q in reference_first.items()}, edc_limit=0.3, resamples=bootstrap, random_seeds=0)}
     print(f"{len(images)} originals, {int(protocol.mated.sum())} mated pairs; ERC AUC x1e3 at 10/20/40/80, EDC pAUC to 0.3")
-    for result in results:
-        r = result.values
-        print(f"{result.name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@20']:.1f})", flush=True)
+    for name in qualities:
+        r = results[name].values
+        print(f"{name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@20']:.1f})", flush=True)
     if bootstrap:
-        against_flip = {"s_f": qualities["s_f"][v.original], **{k: q[v.original] for k, q in qualities.items() if k != "s_f"}}
-        results = evaluate(protocol, scores, against_flip, edc_limit=0.3, resamples=bootstrap, random_seeds=0)
         print(f"paired intervals, method - s_f ({bootstrap} resamples over people; below 0: better than s_f) at 40 / 80 % (EDC)")
-        for result in results[1:]:
-            d = result.differences
-            print(f"{result.name:22s} " + " / ".join(f"[{d[c][0]:.1f}, {d[c][1]:.1f}]" for c in ("erc_auc@40", "erc_auc@80")) + f"  ([{d['edc_pauc@20'][0]:.1f}, {d['edc_pauc@20'][1]:.1f}])", flush=True)
-
+        for name in (k for k in qualities if k != "s_f"):
+            d = results[name].differences
+            print(f"{name:22s} " + " / ".join(f"[{d[c][0]:.1f}, {d[c][1]:.1f}]" for c in ("erc_auc@40", "erc_auc@80")) + f"  ([{d['edc_pauc@20'][0]:.1f}, {d['edc_pauc@20'][1]:.1f}])", flush=True)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -601,7 +601,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                    args.refine_labels, args.finetune_blocks or 0, args.epochs, args.finetune_rank or 0)  # fmt: skip
     report = head.report
     if args.finetune_blocks:
-        tuned = f"rank-{head.rank} changes of the last {report['blocks']} blocks" if head.rank else f"the last {report['blocks']} blocks"
+        tuned = f"rank-{report['rank']} changes of the last {report['blocks']} blocks" if report["rank"] else f"the last {report['blocks']} blocks"
         how = f"{tuned} ({report['tensors']} tensors) fine-tuned for {report['epochs']} epochs"
     else:
         how = f"cross-validated Spearman with the teacher's q_adv {report['cv_spearman_q_adv']:.3f} (ridge penalty {head.penalty:g}; by penalty {report['cv_by_penalty']})"

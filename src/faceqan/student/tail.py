@@ -28,6 +28,8 @@ from .head import q_adv_from_score
 BLOCKS = "network.blocks"
 LEARNING_RATES = {"blocks": 1e-4, "low_rank": 1e-3, "linear": 1e-3}  # small for the pretrained blocks, larger for new tensors
 BATCH = 64
+FROZEN = ".original"  # parametrize's name for a conv's own weight, which a low-rank tail keeps from the model
+FACTORS = (".up", ".down")  # a low-rank change's tensors, stored as float16
 
 
 def residual_blocks(model: nn.Module) -> nn.Sequential:
@@ -88,13 +90,12 @@ class TailHead(nn.Module):
 
     def tuned_parameters(self) -> list[nn.Parameter]:
         """The blocks' tensors that training changes (all of them, or the low-rank factors and biases)."""
-        return [p for name, p in self.blocks.named_parameters() if not name.endswith(".original")]
+        return [p for name, p in self.blocks.named_parameters() if not name.endswith(FROZEN)]
 
     def learned_state(self) -> dict[str, torch.Tensor]:
         """What a student file must hold: the whole state, less the model's own frozen weights;
         low-rank factors in float16 (half the file; loading widens them to float32 again)."""
-        state = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(".original")}
-        return {name: t.half() if name.endswith((".up", ".down")) else t for name, t in state.items()}
+        return {name: (t.half() if name.endswith(FACTORS) else t).detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(FROZEN)}
 
     def load_learned_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load ``learned_state``'s tensors (the frozen weights stay the model's); refuses a tensor
@@ -102,7 +103,7 @@ class TailHead(nn.Module):
         own = self.state_dict()
         if unknown := sorted(set(state) - set(own)):
             raise ValueError(f"no tensor {unknown[0]!r} in this head")
-        if missing := sorted(name for name in own if name not in state and not name.endswith(".original")):
+        if missing := sorted(name for name in own if name not in state and not name.endswith(FROZEN)):
             raise ValueError(f"the tensor {missing[0]!r} is missing")
         self.load_state_dict({**own, **state})
 
