@@ -84,8 +84,25 @@ def test_iresnet_state_dict_loads_with_insightface_names(tmp_path):
 def test_wrong_arch_names_the_keys(tmp_path):
     path = tmp_path / "backbone.pth"
     torch.save(_random_iresnet("r18").state_dict(), path)
-    with pytest.raises(ModelLoadError, match=r"missing keys \['layer1.2"):
+    with pytest.raises(ModelLoadError, match=r"120 keys missing \(e.g. layer1.2.bn1.weight, layer1.2.bn1.bias, layer1.2.bn1.running_mean\)"):
         load_model_file(path, arch="r34")
+
+
+@pytest.mark.parametrize("prefix", ["module.", "backbone.", "module.backbone."])
+def test_iresnet_state_dicts_load_under_the_prefixes_training_wrappers_add(tmp_path, prefix):
+    net = _random_iresnet()
+    path = tmp_path / "checkpoint.pth"
+    state = {prefix + key: value for key, value in net.state_dict().items()}
+    state["margin.weight"] = torch.zeros(3, 3)  # a training head beside the backbone is not the model's
+    torch.save({"state_dict": state} if prefix == "module." else state, path)
+    _assert_same_model(load_model_file(path, arch="r18"), net, _faces())
+
+
+def test_a_state_dict_of_another_naming_is_refused_naming_three_missing_keys(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({f"stage{i}.weight": torch.zeros(2) for i in range(5)}, path)
+    with pytest.raises(ModelLoadError, match=r"keys missing \(e.g. conv1.weight, bn1.weight, bn1.bias\), 5 unexpected"):
+        load_model_file(path, arch="r18")
 
 
 # torch 2.13 deprecates the legacy ONNX exporter and TorchScript that build these fixtures (and
@@ -163,7 +180,7 @@ def test_serfiq_runs_on_a_converted_onnx_graph():
 
 @pytest.mark.parametrize("slope_shape", [(6, 1, 1), (1, 6, 1, 1), (1,), (5,), (1, 1, 4, 5)])
 def test_onnx_prelu_matches_its_definition_for_every_slope_shape(slope_shape):
-    from faceqan.models.onnx_module import _prelu
+    from faceqan.models.onnx_ops import prelu as _prelu
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(3, 6, 4, 5, generator=generator, requires_grad=True)
@@ -178,7 +195,7 @@ def test_onnx_prelu_matches_its_definition_for_every_slope_shape(slope_shape):
 def test_onnx_prelu_gradients_on_channels_last_inputs(slope_needs_grad):
     """The frozen-slope path (input gradient only) and torch's own agree; a trainable slope
     still gets its gradient."""
-    from faceqan.models.onnx_module import _prelu
+    from faceqan.models.onnx_ops import prelu as _prelu
 
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(2, 8, 5, 5, generator=generator).contiguous(memory_format=torch.channels_last).requires_grad_(True)

@@ -3,15 +3,17 @@ and any nn.Module; each checked to be a differentiable embedding model before us
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..extras import require
 from .iresnet import IRESNET_LAYERS, iresnet
-from .onnx_module import load_onnx
+from .onnx_module import image_input_problem, load_onnx
 from .spec import FaceModel, ModelSpec, arcface_spec
 
 ARCHS = ("onnx", "torchscript", *IRESNET_LAYERS)
@@ -21,18 +23,73 @@ class ModelLoadError(ValueError):
     """A model file or module that cannot serve as a differentiable FR model."""
 
 
-def _onnx_input_spec(path: Path) -> tuple[int, bool]:
-    """Input size from the graph, and whether it normalises 0..255 input itself (a Sub / Mul
-    on the input first, as insightface and SFace exports do)."""
+def _normalises_itself(path: Path) -> bool:
+    """Whether the graph normalises 0..255 input itself (a Sub / Mul on the input first, as
+    insightface and SFace exports do)."""
     onnx = require("onnx", "onnx", "ONNX model files")
 
     graph = onnx.load(str(path), load_external_data=False).graph
     initialisers = {i.name for i in graph.initializer}
     image = next(i for i in graph.input if i.name not in initialisers)
-    dims = [d.dim_value for d in image.type.tensor_type.shape.dim]
-    size = dims[2] if len(dims) == 4 and dims[2] > 0 else 112
     first = [n.op_type for n in graph.node if image.name in n.input]
-    return size, bool(first) and first[0] in ("Sub", "Mul")
+    return bool(first) and first[0] in ("Sub", "Mul")
+
+
+# Below this cosine between our float run of a quantised graph and onnxruntime's own, the
+# float equivalent is not the user's model: refuse it.
+QUANTISED_AGREEMENT = 0.98
+
+
+def onnxruntime_agreement(path: Path, model: FaceModel, faces: int = 4) -> float | None:
+    """Lowest cosine between ``model``'s embeddings and onnxruntime's for the same file, over
+    seeded random inputs; None where onnxruntime is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    import onnx
+
+    from .onnx_module import strip_stale_inputs
+
+    size = model.spec.input_size
+    x = torch.rand((faces, 3, size, size), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        ours = model(x).double()
+    a, b = model.scale
+    raw = (x * a + b).flip(1) if model.spec.bgr else x * a + b
+    network = model.network
+    if getattr(network, "channels_last", False):
+        raw = raw.permute(0, 2, 3, 1)
+    session = onnxruntime.InferenceSession(strip_stale_inputs(onnx.load(str(path))).SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    if getattr(network, "fixed_batch", False):
+        theirs = np.concatenate([session.run(None, {feed: raw[i : i + 1].contiguous().numpy()})[0] for i in range(faces)])
+    else:
+        theirs = session.run(None, {feed: raw.contiguous().numpy()})[0]
+    return float(torch.nn.functional.cosine_similarity(ours, torch.from_numpy(theirs).double().reshape(faces, -1)).min())
+
+
+def _say_how_it_runs(path: Path, model: FaceModel) -> None:
+    """One notice for a graph that does not run as written (quantised activations, float16),
+    with its measured agreement; a refusal where that agreement is poor."""
+    network = model.network
+    if getattr(network, "quantised_activations", False):
+        what = "quantises its activations (int8): it runs as its float equivalent (weights dequantised, activation quantisation as identity, so that the attack has gradients)"
+    elif getattr(network, "reduced_precision", False):
+        what = "computes in float16: it runs in float32"
+    else:
+        return
+    agreement = onnxruntime_agreement(path, model)
+    if agreement is None:
+        measured = "agreement with onnxruntime not measured (onnxruntime is not installed)"
+    else:
+        measured = f"its embeddings agree with onnxruntime's to cosine {agreement:.4f} (lowest of 4 random inputs)"
+        if agreement < QUANTISED_AGREEMENT:
+            raise ModelLoadError(
+                f"{path} {what.split(':')[0]}, and its float equivalent agrees with onnxruntime's embeddings only to cosine "
+                f"{agreement:.4f} (< {QUANTISED_AGREEMENT}): pass the float model the file was made from"
+            )
+    print(f"faceqan: {path.name} {what}; {measured}", file=sys.stderr)
 
 
 def _guess_arch(path: Path) -> str:
@@ -45,6 +102,23 @@ def _guess_arch(path: Path) -> str:
     raise ModelLoadError(f"{path}: cannot tell the model type; pass --arch ({', '.join(ARCHS)})")
 
 
+# Prefixes that training wrappers put before insightface's names (DataParallel, a model holding the backbone).
+WRAPPER_PREFIXES = ("module.", "backbone.", "model.", "net.")
+
+
+def _without_wrapper_prefixes(state: dict) -> dict:
+    """The state dict with a prefix that every key shares (``module.``, ``backbone.``, ...) removed,
+    repeatedly (``module.backbone.``); keys outside the prefixed part (a margin head) are dropped."""
+    while True:
+        for prefix in WRAPPER_PREFIXES:
+            inner = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            if "conv1.weight" in inner or any(k.startswith(WRAPPER_PREFIXES) for k in inner):
+                state = inner
+                break
+        else:
+            return state
+
+
 def _load_state_dict(path: Path, arch: str) -> nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -54,15 +128,15 @@ def _load_state_dict(path: Path, arch: str) -> nn.Module:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path} does not hold a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = _without_wrapper_prefixes(state)
     features = state["fc.weight"].shape[0] if "fc.weight" in state else 512
     network = iresnet(arch, features)
     result = network.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
+        missing = ", ".join(result.missing_keys[:3]) or "none"
         raise ModelLoadError(
-            f"{path} does not fit IResNet {arch}: missing keys {result.missing_keys[:8]}"
-            f"{' ...' if len(result.missing_keys) > 8 else ''}, unexpected keys {result.unexpected_keys[:8]}"
-            f"{' ...' if len(result.unexpected_keys) > 8 else ''}"
+            f"{path} does not fit IResNet {arch} with insightface's parameter names: {len(result.missing_keys)} keys missing "
+            f"(e.g. {missing}), {len(result.unexpected_keys)} unexpected (e.g. {', '.join(result.unexpected_keys[:3]) or 'none'})"
         )
     return network
 
@@ -89,11 +163,14 @@ def load_model_file(
     mean, std = 127.5, 127.5
     if arch == "onnx":
         try:
-            size, normalises_itself = _onnx_input_spec(path)
             network = load_onnx(path)
+            normalises_itself = _normalises_itself(path)
         except Exception as exc:  # onnx and our converter raise many kinds
             raise ModelLoadError(f"{path}: {exc}") from exc
-        input_size = input_size or size
+        problem = image_input_problem(network)
+        if problem:
+            raise ModelLoadError(f"{path}: {problem}")
+        input_size = input_size or network.input_size
         if normalises_itself:
             mean, std = 0.0, 1.0
     elif arch == "torchscript":
@@ -107,7 +184,10 @@ def load_model_file(
         path.name, f"{path} ({arch})", input_size or 112,
         input_mean=mean if input_mean is None else input_mean, input_std=std if input_std is None else input_std, bgr=bgr,
     )  # fmt: skip
-    return from_module(network, spec)
+    model = from_module(network, spec)
+    if arch == "onnx":
+        _say_how_it_runs(path, model)
+    return model
 
 
 def from_module(network: nn.Module, spec: ModelSpec) -> FaceModel:

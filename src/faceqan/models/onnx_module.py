@@ -1,10 +1,12 @@
 """Run an ONNX face recognition graph as a differentiable torch module.
 
-Each supported ONNX operator maps to one torch function. Nodes whose inputs are all
-constants (weights, DequantizeLinear of int8 weights, Reshape of them, Constant) are
-evaluated once at load time, so a quantised model becomes a float one; the remaining
-nodes run in order in ``forward``. Initialiser names that a graph also lists as inputs
-and graph inputs that no node reads (stale exports list them) are not treated as inputs.
+Each ONNX operator is one torch function (``onnx_ops``). Nodes whose inputs are all constants
+(weights, DequantizeLinear of int8 weights, Reshape of them, Constant) are evaluated once at
+load time, so weight-quantised models become float ones exactly; Conv + BatchNormalization
+pairs are folded, and constant-weight Gemm (or MatMul + Add) nodes become ``nn.Linear``
+modules (SER-FIQ hooks them). The remaining nodes run in order in ``forward``. Graphs with
+NHWC input get the image transposed; graphs exported for a fixed batch of 1 run one face at
+a time (their Reshape constants hold the batch size).
 """
 
 from __future__ import annotations
@@ -14,170 +16,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..extras import require
+from .onnx_ops import (
+    CONSTANT_OPS,
+    MISSING_OPERATOR_ADVICE,
+    OPS,
+    QUANTISED_ACTIVATIONS,
+    OnnxConversionError,
+    as_float32,
+    attr,
+)
 
-
-class OnnxConversionError(ValueError):
-    """The file is not an ONNX model we can turn into a torch module."""
-
-
-def _attr(node, name: str, default=None):
-    import onnx
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
-def _conv(node, x, w, b=None):
-    pads = _attr(node, "pads", [0, 0, 0, 0])
-    if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise OnnxConversionError(f"Conv {node.name}: auto_pad is not supported")
-    begin, end = pads[:2], pads[2:]
-    if begin != end:
-        x = F.pad(x, (begin[1], end[1], begin[0], end[0]))
-        padding = 0
-    else:
-        padding = tuple(begin)
-    return F.conv2d(x, w, b, _attr(node, "strides", [1, 1]), padding, _attr(node, "dilations", [1, 1]), _attr(node, "group", 1))
-
-
-class _FrozenSlopePRelu(torch.autograd.Function):
-    """Per-channel PReLU whose slope gets no gradient. Its input gradient, g where x > 0 and
-    slope * g elsewhere, built from ReLU's vectorised backward: torch's PReLU backward (which
-    also reduces the slope's gradient) took SFace's attack 2.30 s per image, this 2.17 (medians
-    of 3 alternating runs, 2-core CPU)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, slope)
-        return F.prelu(x, slope)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, slope = ctx.saved_tensors
-        positive_part = torch.ops.aten.threshold_backward(grad, x, 0)
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        return (grad - positive_part).mul_(slope.view(shape)).add_(positive_part), None
-
-
-def _prelu(x, slope):
-    """ONNX PRelu. A per-channel slope that gets no gradient (FaceQAN's attack) runs as
-    `_FrozenSlopePRelu`; otherwise a per-channel or single slope runs as F.prelu, whose fused
-    kernel and backward are about twice as fast on the CPU as where/mul/ge."""
-    shape = [1] * (x.dim() - slope.dim()) + list(slope.shape)
-    per_channel = x.dim() >= 2 and shape[1] == x.shape[1] and all(d == 1 for i, d in enumerate(shape) if i != 1)
-    if per_channel and x.requires_grad and not slope.requires_grad:
-        return _FrozenSlopePRelu.apply(x, slope.reshape(-1))
-    if slope.numel() == 1 or per_channel:
-        return F.prelu(x, slope.reshape(-1))
-    return torch.where(x >= 0, x, x * slope)
-
-
-def _gemm(node, a, b, c=None):
-    a = a.t() if _attr(node, "transA", 0) else a
-    b = b.t() if _attr(node, "transB", 0) else b
-    out = _attr(node, "alpha", 1.0) * (a @ b)
-    return out if c is None else out + _attr(node, "beta", 1.0) * c
-
-
-def _reshape(node, x, shape):
-    dims = [int(d) for d in shape.tolist()]
-    if not _attr(node, "allowzero", 0):
-        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
-    return x.reshape(dims)
-
-
-def _dequantize(node, x, scale, zero_point=None):
-    axis = _attr(node, "axis", 1)
-    block = _attr(node, "block_size", 0)
-    x = x.to(torch.float32)
-    zero = torch.zeros_like(scale) if zero_point is None else zero_point.to(torch.float32)
-    if block:
-        scale = scale.repeat_interleave(block, dim=axis).narrow(axis, 0, x.shape[axis])
-        zero = zero.repeat_interleave(block, dim=axis).narrow(axis, 0, x.shape[axis])
-    elif scale.ndim == 1 and scale.numel() > 1:
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        scale, zero = scale.view(shape), zero.view(shape)
-    return (x - zero) * scale
-
-
-def _pool(kind: str):
-    def run(node, x):
-        kernel = _attr(node, "kernel_shape")
-        strides = _attr(node, "strides", [1, 1])
-        pads = _attr(node, "pads", [0, 0, 0, 0])
-        if pads[:2] != pads[2:]:
-            raise OnnxConversionError(f"{kind} {node.name}: asymmetric padding is not supported")
-        ceil = bool(_attr(node, "ceil_mode", 0))
-        if kind == "MaxPool":
-            return F.max_pool2d(x, kernel, strides, pads[:2], ceil_mode=ceil)
-        return F.avg_pool2d(x, kernel, strides, pads[:2], ceil_mode=ceil, count_include_pad=bool(_attr(node, "count_include_pad", 0)))
-
-    return run
-
-
-OPS: dict[str, Callable] = {
-    "Conv": _conv,
-    "Gemm": _gemm,
-    "Reshape": _reshape,
-    "DequantizeLinear": _dequantize,
-    "MaxPool": _pool("MaxPool"),
-    "AveragePool": _pool("AveragePool"),
-    "BatchNormalization": lambda n, x, g, b, m, v: F.batch_norm(x, m, v, g, b, False, 0.0, _attr(n, "epsilon", 1e-5)),
-    "PRelu": lambda n, x, slope: _prelu(x, slope),
-    "Relu": lambda n, x: F.relu(x),
-    "LeakyRelu": lambda n, x: F.leaky_relu(x, _attr(n, "alpha", 0.01)),
-    "Sigmoid": lambda n, x: torch.sigmoid(x),
-    "Tanh": lambda n, x: torch.tanh(x),
-    "Add": lambda n, a, b: a + b,
-    "Sub": lambda n, a, b: a - b,
-    "Mul": lambda n, a, b: a * b,
-    "Div": lambda n, a, b: a / b,
-    "MatMul": lambda n, a, b: a @ b,
-    "Flatten": lambda n, x: x.flatten(_attr(n, "axis", 1)) if _attr(n, "axis", 1) > 0 else x.reshape(1, -1),
-    "Dropout": lambda n, x, *rest: x,
-    "Identity": lambda n, x: x,
-    "GlobalAveragePool": lambda n, x: x.mean(dim=(2, 3), keepdim=True),
-    "Transpose": lambda n, x: x.permute(*_attr(n, "perm", list(range(x.ndim))[::-1])),
-    "Concat": lambda n, *xs: torch.cat(xs, dim=_attr(n, "axis")),
-    "Cast": lambda n, x: x.to(torch.float32) if _attr(n, "to") == 1 else x.to(torch.int64),
-    "Unsqueeze": lambda n, x, axes=None: x.reshape(_unsqueezed_shape(x, axes if axes is not None else _attr(n, "axes"))),
-    "Constant": lambda n: _constant(n),
-}
-
-
-def _unsqueezed_shape(x: torch.Tensor, axes) -> list[int]:
-    shape = list(x.shape)
-    for axis in sorted(int(a) for a in (axes.tolist() if isinstance(axes, torch.Tensor) else axes)):
-        shape.insert(axis if axis >= 0 else len(shape) + axis + 1, 1)
-    return shape
-
-
-def _constant(node) -> torch.Tensor:
-    from onnx import numpy_helper
-
-    value = _attr(node, "value")
-    if value is None:
-        raise OnnxConversionError(f"Constant {node.name}: only tensor values are supported")
-    return torch.from_numpy(numpy_helper.to_array(value).copy())
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    array = np.array(array)  # writable copy
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)
-    return torch.from_numpy(array)
+__all__ = ["OnnxConversionError", "OnnxModule", "image_input_problem", "load_onnx", "strip_stale_inputs"]
 
 
 def _wide(value: torch.Tensor) -> torch.Tensor:
     """float32 as float64 (constant folding), anything else as it is."""
     return value.double() if value.dtype == torch.float32 else value
+
+
+def _outputs(result) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
 
 
 def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_name: str) -> list:
@@ -204,7 +65,7 @@ def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_na
         # float32 or float64) and differs between CPUs, which changed the weights' fingerprint (and so
         # refused resumes, caches and scales) from one machine to the next.
         gamma, beta, mean, var = (constants[n].double().numpy() for n in node.input[1:5])
-        scale = gamma / np.sqrt(var + _attr(node, "epsilon", 1e-5))
+        scale = gamma / np.sqrt(var + attr(node, "epsilon", 1e-5))
         weight = constants[conv.input[1]].double().numpy()
         bias = constants[conv.input[2]].double().numpy() if len(conv.input) > 2 and conv.input[2] else np.zeros(weight.shape[0])
         folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
@@ -222,12 +83,12 @@ def _fold_batch_norms(nodes: list, constants: dict[str, torch.Tensor], output_na
 
 def _gemm_as_linear(node, constants: dict[str, torch.Tensor]) -> nn.Linear | None:
     """An nn.Linear for a Gemm x @ B(^T) + C with constant B and C, alpha = beta = 1."""
-    if node.op_type != "Gemm" or _attr(node, "transA", 0) or _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0:
+    if node.op_type != "Gemm" or attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
         return None
     if node.input[1] not in constants or (len(node.input) > 2 and node.input[2] and node.input[2] not in constants):
         return None
     weight = constants[node.input[1]].float()
-    weight = weight if _attr(node, "transB", 0) else weight.t()
+    weight = weight if attr(node, "transB", 0) else weight.t()
     has_bias = len(node.input) > 2 and bool(node.input[2])
     if has_bias and constants[node.input[2]].numel() != weight.shape[0]:
         return None  # a broadcast bias of another shape: leave it to the generic Gemm
@@ -239,6 +100,35 @@ def _gemm_as_linear(node, constants: dict[str, torch.Tensor]) -> nn.Linear | Non
     return linear
 
 
+def _fuse_matmul_add(nodes: list, constants: dict[str, torch.Tensor], output_name: str) -> list:
+    """MatMul by a constant (K, N) matrix followed only by Add of a constant (N,) bias, as one
+    Gemm node (TensorFlow and PaddlePaddle exports write their dense layers so)."""
+    import onnx
+
+    uses: dict[str, int] = {output_name: 1}
+    for node in nodes:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    producer = {node.output[0]: node for node in nodes}
+    fused: dict[int, object] = {}
+    dropped: set[int] = set()
+    for node in nodes:
+        if node.op_type != "Add":
+            continue
+        for product, bias in (node.input[:2], node.input[1::-1]):
+            matmul = producer.get(product)
+            if matmul is None or matmul.op_type != "MatMul" or uses.get(product) != 1 or bias not in constants:
+                continue
+            weight = constants.get(matmul.input[1])
+            if weight is None or weight.ndim != 2 or constants[bias].numel() != weight.shape[1]:
+                continue
+            gemm = onnx.helper.make_node("Gemm", [matmul.input[0], matmul.input[1], bias], [node.output[0]], name=matmul.name)
+            fused[id(node)] = gemm
+            dropped.add(id(matmul))
+            break
+    return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
+
+
 class OnnxModule(nn.Module):
     """A torch module computing an ONNX graph (single image input, first output)."""
 
@@ -247,29 +137,42 @@ class OnnxModule(nn.Module):
         from onnx import numpy_helper
 
         graph = model.graph
-        constants = {init.name: _tensor(numpy_helper.to_array(init)) for init in graph.initializer}
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        constants = {init.name: as_float32(numpy_helper.to_array(init)) for init in graph.initializer}
+        self.reduced_precision = any(init.data_type in (10, 16) for init in graph.initializer)
         consumed = {name for node in graph.node for name in node.input}
-        inputs = [i.name for i in graph.input if i.name not in constants and i.name in consumed]
+        inputs = [i for i in graph.input if i.name not in constants and i.name in consumed]
         if len(inputs) != 1:
-            raise OnnxConversionError(f"expected one image input, the graph has {len(inputs)}: {inputs}")
-        self.input_name = inputs[0]
+            raise OnnxConversionError(f"expected one image input, the graph has {len(inputs)}: {[i.name for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.input_dims, self.channels_last, self.input_size, self.fixed_batch = _image_input(inputs[0])
         self.output_name = graph.output[0].name
-        unsupported = sorted({node.op_type for node in graph.node if node.op_type not in OPS})
-        if unsupported:
-            raise OnnxConversionError(f"unsupported ONNX operators: {', '.join(unsupported)}")
+        missing = [node for node in graph.node if node.op_type not in OPS]
+        if missing:
+            first = {}
+            for node in missing:
+                first.setdefault(node.op_type, node)
+            named = "; ".join(f"{op} (node {node.name or node.output[0]!r})" for op, node in first.items())
+            raise OnnxConversionError(f"unsupported ONNX operators at opset {self.opset}: {named}. Try: {MISSING_OPERATOR_ADVICE}")
 
-        self.nodes = []
+        runtime = []
         for node in graph.node:
-            args = [name for name in node.input]
-            if all(name == "" or name in constants for name in args):
+            if all(name == "" or name in constants for name in node.input):
                 # Constant nodes run in float64, each output rounded once to float32: the same weights
                 # (and SHA-256) on every CPU, whatever its float32 kernels round.
+                operator = CONSTANT_OPS.get(node.op_type, OPS[node.op_type])
                 with torch.no_grad():
-                    result = OPS[node.op_type](node, *[_wide(constants[name]) for name in args if name])
-                constants[node.output[0]] = result.float() if result.dtype == torch.float64 else result
+                    results = _outputs(operator(node, self.opset, *[_wide(constants[n]) if n else None for n in node.input]))
+                for name, value in zip(node.output, results):
+                    constants[name] = value.float() if value.dtype == torch.float64 else value
             else:
-                self.nodes.append(node)
-        self.nodes = _fold_batch_norms(self.nodes, constants, self.output_name)
+                runtime.append(node)
+        self.quantised_activations = any(node.op_type in QUANTISED_ACTIVATIONS for node in runtime)
+        self.reduced_precision = self.reduced_precision or any(
+            node.op_type == "Cast" and attr(node, "to") in (10, 16) for node in graph.node
+        )
+        self.nodes = _fold_batch_norms(runtime, constants, self.output_name)
+        self.nodes = _fuse_matmul_add(self.nodes, constants, self.output_name)
         # Fully connected layers become nn.Linear modules, so that tools which hook a model's
         # linear layers (SER-FIQ's dropout) work on converted graphs too.
         self.linears = nn.ModuleDict()
@@ -280,25 +183,64 @@ class OnnxModule(nn.Module):
         # Keep only the constants the runtime nodes read, as buffers so .to(device) moves them.
         used = {name for i, node in enumerate(self.nodes) if str(i) not in self.linears for name in node.input if name in constants}
         self.constant_names = {name: f"c{i}" for i, name in enumerate(sorted(used))}
-        # Called with every node's output when set (faceqan.student reads intermediate features).
+        # Called with every node's first output when set (faceqan.student reads intermediate features).
         self.tap: Callable[[torch.Tensor], None] | None = None
         for name, buffer_name in self.constant_names.items():
             value = constants[name]
             self.register_buffer(buffer_name, value.float() if value.is_floating_point() else value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        values: dict[str, torch.Tensor] = {self.input_name: x}
+        if self.channels_last:
+            x = x.permute(0, 2, 3, 1)
+        if not self.fixed_batch or x.shape[0] == 1:
+            return self._run(x, self.tap)
+        # A graph exported for batch 1 holds that size in its Reshape constants: one face at a time.
+        if self.tap is None:
+            return torch.cat([self._run(x[i : i + 1], None) for i in range(x.shape[0])])
+        outputs, per_face = [], []
+        for i in range(x.shape[0]):
+            computed: list[torch.Tensor] = []
+            outputs.append(self._run(x[i : i + 1], computed.append))
+            per_face.append(computed)
+        for step in zip(*per_face):  # the tap sees each node's output for the whole batch, as batched graphs give it
+            first = step[0]
+            self.tap(torch.cat(step) if first.ndim and first.shape[0] == 1 else first)
+        return torch.cat(outputs)
+
+    def _run(self, x: torch.Tensor, tap: Callable[[torch.Tensor], None] | None) -> torch.Tensor:
+        values: dict[str, torch.Tensor | None] = {self.input_name: x, "": None}
         for name, buffer_name in self.constant_names.items():
             values[name] = getattr(self, buffer_name)
         for index, node in enumerate(self.nodes):
             key = str(index)
             if key in self.linears:
-                values[node.output[0]] = self.linears[key](values[node.input[0]])
+                results = (self.linears[key](values[node.input[0]]),)
             else:
-                values[node.output[0]] = OPS[node.op_type](node, *[values[name] for name in node.input if name])
-            if self.tap is not None:
-                self.tap(values[node.output[0]])
+                results = _outputs(OPS[node.op_type](node, self.opset, *[values[name] for name in node.input]))
+            for name, value in zip(node.output, results):
+                values[name] = value
+            if tap is not None:
+                tap(results[0])
         return values[self.output_name]
+
+
+def _image_input(value_info) -> tuple[list[int | None], bool, int | None, bool]:
+    """(dims, channels last, image size or None, fixed batch of 1) of the graph's input."""
+    dims = [(d.dim_value if d.HasField("dim_value") else None) for d in value_info.type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        return dims, False, None, bool(dims) and dims[0] == 1
+    channels_last = dims[3] == 3 and dims[1] != 3
+    return dims, channels_last, (dims[1] if channels_last else dims[2]) or None, dims[0] == 1
+
+
+def image_input_problem(module: OnnxModule) -> str | None:
+    """Why the graph's input is not a batch of colour images, or None."""
+    dims = module.input_dims
+    if not dims:
+        return None  # no shape recorded: NCHW of any size is assumed
+    if len(dims) != 4 or not (module.channels_last or dims[1] in (3, None)):
+        return f"input {module.input_name!r} has shape {dims}: not a batch of colour images (N, 3, H, W) or (N, H, W, 3)"
+    return None
 
 
 def load_onnx(path: str | Path) -> OnnxModule:
