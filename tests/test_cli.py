@@ -111,9 +111,27 @@ def test_score_with_a_users_state_dict(tmp_path):
     torch.save(iresnet("r18", 32).state_dict(), weights)
     faces = write_face_folder(tmp_path / "in", 1)
     out = tmp_path / "out.csv"
-    assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", *FAST]) == EXIT_OK
+    assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", *FAST, "--eps", "0.004"]) == EXIT_OK
     assert _rows(out)[0]["status"] == "ok"
-    assert main(["score", str(faces[0]), "-o", str(tmp_path / "o2.csv"), "--model", str(weights), "--arch", "r34", *FAST]) == EXIT_START_FAILED
+    assert main(["score", str(faces[0]), "-o", str(tmp_path / "o2.csv"), "--model", str(weights), "--arch", "r34", *FAST, "--eps", "0.004"]) == EXIT_START_FAILED
+
+
+def test_a_model_file_is_not_scored_at_an_eps_nobody_measured(tmp_path, capsys):
+    import torch
+
+    from faceqan.models.iresnet import iresnet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pth"
+    torch.save(iresnet("r18", 32).state_dict(), weights)
+    faces = write_face_folder(tmp_path / "in", 1)
+    out = tmp_path / "out.csv"
+    assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", *FAST]) == EXIT_START_FAILED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "has no calibrated FaceQAN eps" in line and "faceqan calibrate FACES --model r18.pth" in line
+    assert not out.exists()
+    # The mirror term and other methods without an eps need none.
+    assert main(["score", str(faces[0]), "-o", str(out), "--model", str(weights), "--arch", "r18", "--method", "flip", "--quiet"]) == EXIT_OK
 
 
 def test_a_failing_item_does_not_sink_its_batch():

@@ -91,10 +91,22 @@ def model_device(model: nn.Module) -> torch.device:
 PAPER_EPS = 0.001
 
 
+class UncalibratedEpsError(ValueError):
+    """A model file with no measured eps was to be scored at a guessed one."""
+
+
 def default_eps(model: nn.Module) -> float:
-    """The model's own eps (its ``spec.default_eps``: dlib 0.01, SFace 0.0045), else the paper's 0.001."""
+    """The model's own eps (its ``spec.default_eps``: dlib 0.01, SFace 0.0045); the paper's 0.001
+    for a module without a spec; an error for a model file, whose spec has none until measured."""
     spec = getattr(model, "spec", None)
-    return float(getattr(spec, "default_eps", PAPER_EPS))
+    eps = getattr(spec, "default_eps", PAPER_EPS)
+    if eps is None:
+        raise UncalibratedEpsError(
+            f"model {spec.name} has no calibrated FaceQAN eps, and at the paper's 0.001 the attack can be too weak to rank "
+            f"faces (docs/algorithm.md, 'eps per model'): run `faceqan calibrate FACES --model {spec.name}` and pass the eps "
+            "it prints as --eps (--eps 0.001 for the paper's)"
+        )
+    return float(eps)
 
 
 # Inputs may exceed [-1, 1] by float rounding (chips_to_tensor is exact; resizing is not).

@@ -433,7 +433,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if _method_choice(args)[0] != "faceqan":
         raise ValueError("calibrate tunes FaceQAN's eps, which a student (--student) does not have: calibrate without --student")
+    from .algorithm import PAPER_EPS
+
     model = _model(args)
+    if args.eps is None and model.spec.default_eps is None:
+        args.eps = PAPER_EPS  # the search's first try for a model nobody calibrated
     method = _method(args, model)  # checks the options; calibration varies its eps
     preparer = FacePreparer(model.spec, args.aligned)
     chips, failures = [], Counter()

@@ -35,7 +35,8 @@ class ModelSpec:
     input_std: float = 127.5
     bgr: bool = False
     notes: str = ""
-    default_eps: float = 0.001  # FaceQAN's eps for this model (the paper's 0.001 unless measured: `faceqan calibrate`)
+    # FaceQAN's eps for this model, measured (`faceqan calibrate`); None: not measured, --eps required.
+    default_eps: float | None = 0.001
     # Score a CPU batch's images side by side, one thread each, by default (faceqan/lanes.py):
     # only where that measured faster; each image in flight holds its k copies' activations.
     cpu_lanes: bool = False
@@ -43,9 +44,10 @@ class ModelSpec:
     def describe(self) -> str:
         size = f"{self.embedding_size}-d" if self.embedding_size else "?-d"
         order = "BGR" if self.bgr else "RGB"
+        eps = "not calibrated (pass --eps; `faceqan calibrate`)" if self.default_eps is None else f"{self.default_eps:g}"
         text = (
             f"{self.name}: {self.input_size}x{self.input_size} {order}, network input (pixel - {self.input_mean:g}) / "
-            f"{self.input_std:g}, {size} embedding; FaceQAN eps {self.default_eps:g}; weights: {self.weights}"
+            f"{self.input_std:g}, {size} embedding; FaceQAN eps {eps}; weights: {self.weights}"
         )
         text += f"; {self.notes}" if self.notes else ""
         return text + ("; on the CPU, batches scored side by side (one image per core)" if self.cpu_lanes else "")

@@ -183,6 +183,7 @@ def load_model_file(
     spec = arcface_spec(
         path.name, f"{path} ({arch})", input_size or 112,
         input_mean=mean if input_mean is None else input_mean, input_std=std if input_std is None else input_std, bgr=bgr,
+        default_eps=None,  # a model file's eps is the user's to measure: scoring without --eps is refused
     )  # fmt: skip
     model = from_module(network, spec)
     if arch == "onnx":
