@@ -218,3 +218,47 @@ def test_bad_model_files_are_one_line_exit_2_and_nothing_written(tmp_path, capsy
         assert code == EXIT_START_FAILED, case
         assert len(err.splitlines()) == 1 and words in err, (case, err)
         assert not out.exists(), case
+
+
+def test_the_users_model_journey_from_a_file_to_a_shipped_one_pass_student(tmp_path, capsys):
+    """README's 'Your own model' commands on a small graph: calibrate, score, distill, score with
+    the student, export it, and run the export in onnxruntime."""
+    import cv2
+    import onnxruntime
+    from PIL import Image
+
+    from helpers import face_rgb
+
+    model = tmp_path / "mobilefacenet.onnx"
+    export(build("mobilefacenet-relu6", small=True), 112, model, "torchscript", 17, True)
+    faces = tmp_path / "faces"
+    for person, base in (("a", face_rgb()), ("b", np.ascontiguousarray(face_rgb()[:, ::-1]))):
+        (faces / person).mkdir(parents=True)
+        for i, sigma in enumerate((0.3, 1.5, 3.0, 5.0)):
+            Image.fromarray(cv2.GaussianBlur(base, (0, 0), sigma)).save(faces / person / f"{i}.png")
+    fast = ["--copies", "2", "--steps", "1"]
+
+    assert main(["calibrate", str(faces), "--model", str(model), "--max-images", "4", *fast]) == EXIT_OK
+    eps = capsys.readouterr().out.strip().splitlines()[-1].rsplit("--eps ", 1)[1]
+    assert float(eps) > 0
+    scores = tmp_path / "scores.csv"
+    assert main(["score", str(faces), "-o", str(scores), "--model", str(model), "--eps", eps, *fast, "--quiet"]) == EXIT_OK
+    student = tmp_path / "student.pt"
+    assert main(["distill", str(scores), "--model", str(model), "-o", str(student), "--cache", str(tmp_path / "cache"), "--quiet"]) == EXIT_OK
+    one_pass = tmp_path / "student.csv"
+    assert main(["score", str(faces), "-o", str(one_pass), "--model", str(model), "--student", str(student), "--quiet"]) == EXIT_OK
+    with open(one_pass, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8 and all(row["status"] == "ok" and 0 <= float(row["quality"]) <= 1 for row in rows)
+    exported = tmp_path / "student.onnx"
+    assert main(["export", "--model", str(model), "--student", str(student), "-o", str(exported)]) == EXIT_OK
+    from faceqan.methods import create_method
+
+    # The export runs at any batch size (the graph's flatten by view(size(0), -1) stays dynamic)
+    # and gives the torch student's quality.
+    chips = _faces(112, 3)
+    expected = create_method("faceqan-student", create_model(str(model)), student=str(student))(chips)
+    session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    [quality] = session.run(["quality"], {"chips": chips.numpy()})
+    [single] = session.run(["quality"], {"chips": chips[:1].numpy()})
+    assert np.allclose(quality, expected["quality"].numpy(), atol=1e-4) and np.allclose(single, quality[:1], atol=1e-5)

@@ -194,8 +194,16 @@ def _reduce(fn: Callable, since: int = 18):
 # ---- shapes ------------------------------------------------------------------------------
 
 
+def _shape(node, opset, x):
+    if torch.jit.is_tracing():  # traced as a Shape node, so that a re-export keeps the batch dynamic
+        return torch._shape_as_tensor(x)[attr(node, "start", 0) : attr(node, "end", None)]
+    return torch.tensor(x.shape[attr(node, "start", 0) : attr(node, "end", None)], dtype=torch.int64, device=x.device)
+
+
 def _reshape(node, opset, x, shape):
     dims = _ints(shape)
+    if torch.jit.is_tracing() and 0 not in dims:
+        return x.reshape(list(shape.unbind()))  # sizes stay traced (a batch from Shape stays dynamic)
     if not attr(node, "allowzero", 0):
         dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
     return x.reshape(dims)
@@ -456,7 +464,7 @@ OPS: dict[str, Callable] = {
     "Gather": _gather,
     "Split": _split,
     "Pad": _pad,
-    "Shape": lambda n, o, x: torch.tensor(x.shape[attr(n, "start", 0) : attr(n, "end", None)], dtype=torch.int64, device=x.device),
+    "Shape": _shape,
     "Expand": lambda n, o, x, shape: x.expand(torch.broadcast_shapes(x.shape, tuple(_ints(shape)))),
     "Tile": lambda n, o, x, repeats: x.repeat(*_ints(repeats)),
     "ConstantOfShape": _constant_of_shape,
