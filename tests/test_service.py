@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -582,3 +583,123 @@ def test_the_openapi_page_documents_the_query_parameters_and_the_key(dlib_model,
     schemes = spec["components"]["securitySchemes"]
     assert any(s.get("type") == "apiKey" and s.get("name") == "X-API-Key" for s in schemes.values())
     assert spec["paths"]["/score"]["post"]["security"] and spec["paths"]["/explain"]["post"]["security"]
+
+
+def _readme_service_lines() -> list[str]:
+    """The curl lines of README.md's Service section."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Service") : text.index("## Many machines")]
+    return [line.strip() for line in section.splitlines() if line.strip().startswith("curl ")]
+
+
+@pytest.mark.slow
+def test_the_readmes_service_lines_answer_as_it_says_at_the_defaults(tmp_path):
+    """`faceqan serve` as README starts it (its defaults: one face at a time on the CPU, none
+    waiting beyond it), under its own uvicorn; each curl line of README runs as written, on
+    real files, and answers as README says."""
+    import json
+    import re
+    import subprocess
+
+    from helpers import write_two_faces
+
+    for name in ("photo", "a", "b", "c"):
+        (tmp_path / f"{name}.jpg").write_bytes(jpeg_bytes(face_rgb()))
+    write_two_faces(tmp_path / "group.jpg")
+    process = start_cli("serve", "--port", "0", stderr=subprocess.PIPE, text=True)
+    try:
+        match = re.search(r"http://([\d.]+):(\d+)", process.stderr.readline())
+        assert match
+        lines = _readme_service_lines()
+        assert len(lines) == 5
+        answers = []
+        for line in lines:
+            for command in line.split("#")[0].split(";"):
+                command = command.strip().replace("127.0.0.1:8080", f"{match.group(1)}:{match.group(2)}")
+                done = subprocess.run(["bash", "-c", command + " --silent --show-error --write-out '\\n%{http_code}'"],
+                                      cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+                body, _, status = done.stdout.rpartition("\n")
+                answers.append((command, int(status), body))
+        one, multipart, group, explain, ready, metrics = answers
+        for (command, status, body), faces in ((one, 1), (multipart, 3), (group, 2)):
+            assert status == 200, (command, body)
+            rows = json.loads(body)["results"]
+            assert len(rows) == faces and all(row["status"] == "ok" for row in rows), command
+        assert explain[1] == 200 and (tmp_path / "noise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ready[1] == 200 and json.loads(ready[2])["status"] == "ready"
+        assert metrics[1] == 200 and "faceqan_queue_faces" in metrics[2]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_an_idle_batcher_admits_a_job_larger_than_its_queue_and_a_busy_one_refuses_it():
+    from faceqan.batcher import Batcher, Overloaded
+
+    started, release = threading.Event(), threading.Event()
+
+    def run(items):
+        started.set()
+        release.wait(10)
+        return items
+
+    batcher = Batcher(run, max_items=8, max_pending=1)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(batcher.submit([1, 2, 3])))
+    worker.start()
+    try:
+        assert started.wait(10)  # three faces against a queue of one: admitted, since nothing waited
+        with pytest.raises(Overloaded, match="3 faces are waiting"):
+            batcher.submit([4])
+    finally:
+        release.set()
+        worker.join(10)
+        batcher.close()
+    assert results == [[1, 2, 3]]
+
+
+def test_a_request_past_the_face_limit_is_413_and_one_within_it_runs_alone(dlib_model, scorer):
+    from faceqan.service.core import RequestError
+
+    service = QualityService(dlib_model, scorer, {}, max_batch=1, max_queue=1, max_request_faces=2)
+    try:
+        with pytest.raises(RequestError, match="3 faces in one request; at most 2") as refused:
+            service.score_prepared([object()] * 3)
+        assert refused.value.status == 413
+    finally:
+        service.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_five_photos_given_to_the_page_at_once_get_five_results_at_the_defaults(tmp_path):
+    """The page against `faceqan serve` at its defaults (a queue of one face on the CPU): it sends
+    photos one after another and retries a 503 after Retry-After, so none is lost."""
+    import re
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from browser import chrome_driver
+
+    photos = []
+    for i in range(5):
+        photos.append(tmp_path / f"photo_{i}.jpg")
+        photos[-1].write_bytes(jpeg_bytes(np.clip(face_rgb().astype(int) + 8 * i, 0, 255).astype(np.uint8)))
+    process = start_cli("serve", "--port", "0", stderr=subprocess.PIPE, text=True)
+    driver = None
+    try:
+        match = re.search(r"http://([\d.]+):(\d+)", process.stderr.readline())
+        assert match
+        driver = chrome_driver()
+        driver.get(f"http://{match.group(1)}:{match.group(2)}/")
+        driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in photos))
+        WebDriverWait(driver, 240).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".quality")) == 5 and len(d.find_elements(By.CSS_SELECTOR, ".face img")) == 5)
+        assert driver.find_elements(By.CSS_SELECTOR, ".bad") == []
+        assert sorted(box.get_attribute("data-file") for box in driver.find_elements(By.CSS_SELECTOR, ".face")) == [p.name for p in photos]
+    finally:
+        if driver is not None:
+            driver.quit()
+        process.terminate()
+        process.wait(timeout=60)

@@ -35,7 +35,9 @@ class Stopped(RuntimeError):
 class Batcher(Generic[Item, Result]):
     """Runs ``run_batch(items) -> one result per item`` over the items of concurrent jobs.
     ``max_pending``: the most items waiting or running at once (None: no bound); a job that
-    would exceed it raises Overloaded at once. ``on_batch(size)`` is told each batch's size."""
+    would exceed it raises Overloaded at once, unless nothing is pending: a job of any size is
+    admitted when the batcher is idle (it then runs alone). ``on_batch(size)`` is told each
+    batch's size."""
 
     def __init__(
         self, run_batch: Callable[[list[Item]], Sequence[Result]], max_items: int, max_wait: float = 0.005,
@@ -66,7 +68,7 @@ class Batcher(Generic[Item, Result]):
         if not self.alive:
             raise Stopped("the scoring worker is not running")
         with self._count_lock:
-            if self.max_pending is not None and self.pending + len(items) > self.max_pending:
+            if self.max_pending is not None and self.pending and self.pending + len(items) > self.max_pending:
                 raise Overloaded(f"{self.pending} faces are waiting to be scored (at most {self.max_pending})")
             self.pending += len(items)
         future: Future = Future()

@@ -164,6 +164,18 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         except asyncio.TimeoutError:
             raise timeout from None
 
+    async def prepare_and_score(request: Request, files: list, faces: str, aligned: bool) -> list[dict]:
+        """Each file decoded in a slot of its own, side by side; then the request's faces scored as one job."""
+        tasks = [asyncio.ensure_future(in_decode_slot(request, slots_of(request), service.prepare, data, file, faces, aligned)) for file, data in files]
+        try:
+            per_file = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one file's error (or the deadline) stops its siblings
+                task.cancel()
+            raise
+        prepared = [face for file_faces in per_file for face in file_faces]
+        return await in_decode_slot(request, slots_of(request), service.score_prepared, prepared)
+
     faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)")
     aligned_query = Query(False, description="the upload is an aligned chip already: no detection")
     name_query = Query("upload", description="the name the result rows carry")
@@ -173,9 +185,8 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         started = time.perf_counter()
         with request.app.state.budget.account() as take:
             files = await within(limits.read_timeout, read_uploads(request, name, limits.max_bytes, take), BodyTimeout())
-            work = asyncio.gather(*(in_decode_slot(request, slots_of(request), service.score, data, file, faces, aligned) for file, data in files))
-            per_file = await within(limits.deadline - (time.perf_counter() - started), work, DeadlinePassed())
-        rows = [row for file_rows in per_file for row in file_rows]
+            work = prepare_and_score(request, files, faces, aligned)
+            rows = await within(limits.deadline - (time.perf_counter() - started), work, DeadlinePassed())
         metrics.faces.inc(sum(row["status"] == "ok" for row in rows))
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
         return {"results": rows, "seconds": round(time.perf_counter() - started, 4)}

@@ -3,7 +3,9 @@
 One model serves every request. Each request decodes and detects in its caller's thread;
 the faces of concurrent requests are scored together in batches of up to ``max_batch``
 (faceqan/batcher.py), so a GPU is not left idle by one-face requests, and at most
-``max_queue`` faces wait: beyond that ``score`` raises Overloaded instead of queueing.
+``max_queue`` faces wait: beyond that ``score`` raises Overloaded instead of queueing. A
+request's faces (every file of a multipart upload, every face with ``faces=all``) are one job,
+admitted whole when nothing waits, up to ``max_request_faces`` (413 beyond).
 An image that cannot be decoded or holds no face is a row with its status, not an error.
 """
 
@@ -20,6 +22,7 @@ from ..methods import QualityMethod
 from ..models.spec import FaceModel
 from ..pipeline import BatchLimit, score_batch
 
+MAX_REQUEST_FACES = 64  # faces one request may bring (413 beyond): the one place this default is written
 
 
 class RequestError(ValueError):
@@ -38,9 +41,10 @@ class QualityService:
     def __init__(
         self, model: FaceModel, method: QualityMethod, settings: dict,
         max_batch: int | None = None, max_wait: float = 0.005, max_queue: int | None = None,
-        on_batch: Callable[[int], None] | None = None, **preparer_options,
+        on_batch: Callable[[int], None] | None = None, max_request_faces: int = MAX_REQUEST_FACES, **preparer_options,
     ) -> None:  # fmt: skip
         self.model, self.method, self.settings = model, method, settings
+        self.max_request_faces = max_request_faces
         self.preparer_options = preparer_options
         # Detectors keep state, so each request borrows an idle preparer (made on demand, kept
         # for the next request: new threads come with every connection, a detector costs a load).
@@ -111,9 +115,9 @@ class QualityService:
         render_panel(face.chip, perturbation[0].numpy(), values, name, buffer)
         return buffer.getvalue()
 
-    def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False, cancelled: threading.Event | None = None) -> list[dict]:
-        """One row per face of the encoded image ``data``; Cancelled once ``cancelled`` is set, at the
-        next boundary (after decoding, or before its batch is scored)."""
+    def prepare(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False, cancelled: threading.Event | None = None) -> list:
+        """The faces of the encoded image ``data``, decoded, found and aligned (one per row to come);
+        Cancelled once ``cancelled`` is set when decoding ends."""
         if faces not in FACE_POLICIES:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"faces must be one of {', '.join(FACE_POLICIES)}, got {faces!r}")
         if not data:
@@ -121,4 +125,20 @@ class QualityService:
         prepared = self._prepare(data, name, aligned, faces)
         if cancelled is not None and cancelled.is_set():
             raise Cancelled("the request was given up while its image was decoded")
+        return prepared
+
+    def score_prepared(self, prepared: list, cancelled: threading.Event | None = None) -> list[dict]:
+        """One row per prepared face, all of one request scored as one job (admitted whole when the
+        queue is idle); RequestError 413 past ``max_request_faces``; Cancelled once ``cancelled`` is
+        set before its batch starts."""
+        if len(prepared) > self.max_request_faces:
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"{len(prepared)} faces in one request; at most {self.max_request_faces} (--max-request-faces): send fewer images per request",
+            )
         return self._batcher.submit(prepared, cancelled)
+
+    def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False, cancelled: threading.Event | None = None) -> list[dict]:
+        """One row per face of the encoded image ``data``; Cancelled once ``cancelled`` is set, at the
+        next boundary (after decoding, or before its batch is scored)."""
+        return self.score_prepared(self.prepare(data, name, faces, aligned, cancelled), cancelled)
