@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     serve.add_argument("--max-bytes", type=positive_int, default=None, help="largest accepted upload in bytes (default 20 MiB, ServiceLimits' own)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests' faces, up to --batch-size (default 5 ms)")
-    serve.add_argument("--max-queue", type=int, default=None, help="faces handed to scoring and not yet answered before requests get 503 + Retry-After (default: one batch on the CPU, two on a GPU)")
+    serve.add_argument("--max-queue", type=int, default=None, help="faces handed to scoring and not yet answered before requests get 503 + Retry-After (default: one batch on the CPU, two on a GPU); a request's faces are admitted whole when none wait")
+    serve.add_argument("--max-request-faces", type=positive_int, default=None, help="faces one request may bring: 413 beyond (default 64)")
     serve.add_argument("--max-decodes", type=int, default=None, help="images decoded and detected at once (default: one per core); as many more may wait, then 503")
     serve.add_argument("--max-connections", type=positive_int, default=512, help="uvicorn's limit_concurrency: connections plus requests in progress at once, 503 beyond (default 512)")
     serve.add_argument("--max-buffered-bytes", type=positive_int, default=None, help="bytes of uploads held at once across requests before 503 (default 256 MiB)")
@@ -397,7 +398,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     on_cpu = method.device.type == "cpu"
     batch = args.batch_size or (1 if on_cpu else method.default_batch_size())
     max_queue = args.max_queue if args.max_queue is not None else (batch if on_cpu else 2 * batch)
-    service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **preparer_options)
+    per_request = {"max_request_faces": args.max_request_faces} if args.max_request_faces else {}
+    service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **per_request, **preparer_options)
     limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, max_explains=args.max_explains, read_timeout=args.read_timeout, deadline=args.deadline)
     if args.max_bytes is not None:
         limits.max_bytes = args.max_bytes
