@@ -56,11 +56,14 @@ def server(dlib_model, scorer):
         yield address
 
 
-def request(address, method, path, body=None, headers=None):
+def request(address, method, path, body=None, headers=None, answer_headers=None):
+    """(status, JSON payload); the answer's headers are put in ``answer_headers`` if given."""
     connection = http.client.HTTPConnection(*address, timeout=120)
     connection.request(method, path, body=body, headers=headers or {})
     response = connection.getresponse()
     payload = json.loads(response.read())
+    if answer_headers is not None:
+        answer_headers.update({k.lower(): v for k, v in response.getheaders()})
     connection.close()
     return response.status, payload
 
@@ -116,7 +119,9 @@ def test_bad_requests_get_json_http_errors(server):
     assert request(server, "POST", "/score?aligned=maybe", b"xx")[0] == 400
     status, payload = request(server, "POST", "/nowhere", b"xx")
     assert status == 404 and "error" in payload
-    assert request(server, "GET", "/score")[0] == 405
+    seen: dict = {}
+    assert request(server, "GET", "/score", answer_headers=seen)[0] == 405
+    assert seen["allow"] == "POST"  # the method that is allowed, as HTTP asks of a 405
     assert request(server, "PUT", "/score", b"xx")[0] == 405
     # The length alone decides: the server answers before reading a body it will refuse.
     status, payload = request(server, "POST", "/score", b"x", {"Content-Length": "2000001"})
@@ -210,7 +215,9 @@ def test_an_unexpected_error_is_a_json_500_with_an_id(dlib_model):
 def test_the_api_key_is_required_when_set(dlib_model, scorer):
     service = QualityService(dlib_model, FaceQANMethod.from_scorer(scorer), {})
     with running(service, api_key="s3cret") as address:
-        assert request(address, "POST", "/score", b"xx")[0] == 401
+        seen: dict = {}
+        assert request(address, "POST", "/score", b"xx", answer_headers=seen)[0] == 401
+        assert seen["www-authenticate"].startswith("Bearer")
         assert request(address, "POST", "/score", b"xx", {"X-API-Key": "wrong"})[0] == 401
         assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"X-API-Key": "s3cret"})[0] == 200
         assert request(address, "POST", "/score", jpeg_bytes(face_rgb()), {"Authorization": "Bearer s3cret"})[0] == 200
@@ -437,6 +444,8 @@ def test_a_dead_batcher_makes_ready_and_requests_answer_503_at_once(dlib_model, 
         status, payload = request(address, "POST", "/score", jpeg_bytes(face_rgb()))
         assert status == 503 and "not scoring" in payload["error"]  # the request that was waiting
         assert request(address, "GET", "/ready")[0] == 503
+        status, payload = request(address, "GET", "/health")
+        assert status == 503 and payload["status"] == "dead"  # an orchestrator restarts the process
         started = time.perf_counter()
         status, _ = request(address, "POST", "/score", jpeg_bytes(face_rgb()))
         assert status == 503 and time.perf_counter() - started < 1.0  # fails fast, never blocks
@@ -703,3 +712,40 @@ def test_five_photos_given_to_the_page_at_once_get_five_results_at_the_defaults(
             driver.quit()
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_serve_defaults_outlast_load_balancers_and_let_every_request_finish():
+    from faceqan.cli import build_parser, uvicorn_config
+
+    config = uvicorn_config(object(), build_parser().parse_args(["serve"]))
+    assert config.timeout_keep_alive > 60  # common load balancers' idle time-out: they close first
+    assert config.timeout_graceful_shutdown == 120.0  # --deadline's: a request in flight is never cut short
+    config = uvicorn_config(object(), build_parser().parse_args(["serve", "--deadline", "30", "--grace", "5", "--keep-alive", "620"]))
+    assert (config.timeout_graceful_shutdown, config.timeout_keep_alive) == (5.0, 620.0)
+
+
+def test_a_malformed_content_length_is_400_in_the_body_reader():
+    import asyncio
+
+    from faceqan.service.core import RequestError
+    from faceqan.service.uploads import read_body
+
+    class Declared:
+        headers = {"content-length": "12abc"}
+
+    with pytest.raises(RequestError, match="malformed Content-Length") as refused:
+        asyncio.run(read_body(Declared(), 100, lambda _n: None))
+    assert refused.value.status == 400
+
+
+def test_decode_slots_follow_the_cpus_this_process_may_use(monkeypatch):
+    import os
+
+    from faceqan.devices import usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "150000 100000\n" if str(self) == "/sys/fs/cgroup/cpu.max" else real_read(self, *a, **k))
+    assert usable_cpus() == 2  # a container quota of 1.5 CPUs on an 8-core host
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "max 100000\n" if str(self) == "/sys/fs/cgroup/cpu.max" else real_read(self, *a, **k))
+    assert usable_cpus() == 8

@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-explains", type=positive_int, default=1, help="/explain attacks at once, apart from scoring's decodes; as many more may wait, then 503 (default 1)")
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
-    serve.add_argument("--grace", type=float, default=30.0, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default 30)")
+    serve.add_argument("--grace", type=float, default=None, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default: --deadline, so none is cut short)")
+    serve.add_argument("--keep-alive", type=float, default=75.0, help="seconds an idle keep-alive connection stays open (default 75: above common load balancers' 60 s idle time-out, so they never reuse a closed one)")
     serve.add_argument("--api-key", default=None, help="require this key on /score (X-API-Key header or Authorization: Bearer); default $FACEQAN_API_KEY (a key on the command line shows in `ps`: prefer --api-key-file)")
     serve.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from this file (its first line)")
     serve.add_argument("--insecure", action="store_true", help="allow listening on a non-loopback address without an API key")
@@ -354,12 +355,14 @@ def _is_loopback(host: str) -> bool:
 
 def uvicorn_config(app, args: argparse.Namespace):
     """The ASGI server's settings for ``faceqan serve``: connections bounded (503 beyond), idle
-    keep-alives closed after 5 s, requests in flight given ``--grace`` seconds at shutdown."""
+    keep-alives closed after ``--keep-alive`` seconds, requests in flight given ``--grace`` seconds
+    (default ``--deadline``) at shutdown."""
     import uvicorn
 
+    grace = args.grace if args.grace is not None else args.deadline
     return uvicorn.Config(
-        app, log_level="warning" if args.quiet else "info", timeout_keep_alive=5,
-        timeout_graceful_shutdown=args.grace, limit_concurrency=args.max_connections,
+        app, log_level="warning" if args.quiet else "info", timeout_keep_alive=args.keep_alive,
+        timeout_graceful_shutdown=grace, limit_concurrency=args.max_connections,
     )  # fmt: skip
 
 
@@ -400,7 +403,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     max_queue = args.max_queue if args.max_queue is not None else (batch if on_cpu else 2 * batch)
     per_request = {"max_request_faces": args.max_request_faces} if args.max_request_faces else {}
     service = QualityService(model, method, settings, batch, args.max_wait_ms / 1000, max_queue, **per_request, **preparer_options)
-    limits = ServiceLimits(max_decodes=args.max_decodes or os.cpu_count() or 2, max_explains=args.max_explains, read_timeout=args.read_timeout, deadline=args.deadline)
+    from .devices import usable_cpus
+
+    limits = ServiceLimits(max_decodes=args.max_decodes or usable_cpus(), max_explains=args.max_explains, read_timeout=args.read_timeout, deadline=args.deadline)
     if args.max_bytes is not None:
         limits.max_bytes = args.max_bytes
     if args.max_buffered_bytes is not None:

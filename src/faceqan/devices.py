@@ -27,3 +27,20 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise ValueError("device 'mps' asked for, but Apple's Metal backend is not available on this machine")
         return device
     raise ValueError(f"unsupported device {str(name)!r}: use cpu, cuda, cuda:N or mps")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (a container's
+    limit, which ``os.cpu_count()`` does not see); at least 1."""
+    import math
+    import os
+    from pathlib import Path
+
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota readable: the affinity mask is the limit
+    return max(count, 1)

@@ -89,7 +89,8 @@ def _add_error_handlers(app, limits: ServiceLimits) -> None:
 
     retry = {"Retry-After": str(limits.retry_after)}
     answers = {
-        StarletteHTTPException: lambda exc: error(exc.status_code, str(exc.detail)),
+        # The exception's own headers stay (Allow on 405, WWW-Authenticate on 401).
+        StarletteHTTPException: lambda exc: error(exc.status_code, str(exc.detail), getattr(exc, "headers", None)),
         RequestValidationError: lambda exc: error(400, "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())),
         RequestError: lambda exc: error(int(exc.status), str(exc)),
         Overloaded: lambda exc: error(503, f"overloaded: {exc}; retry later", retry),
@@ -132,7 +133,7 @@ def _key_checks(api_key: str | None):
 
     async def require_key(held: bool = Depends(holds_key)) -> None:
         if not held:
-            raise HTTPException(401, KEY_HELP)
+            raise HTTPException(401, KEY_HELP, headers={"WWW-Authenticate": 'Bearer realm="faceqan", charset="UTF-8"'})
 
     return require_key, holds_key
 
@@ -210,8 +211,10 @@ def _add_status_routes(app, service: QualityService, metrics: ServiceMetrics, ho
     async def index():
         return HTMLResponse(page)
 
-    @app.get("/health", summary="The process is alive")
+    @app.get("/health", summary="The process is alive and its scoring worker running (503 otherwise: restart it)")
     async def health():
+        if not service.ready:  # the worker died: nothing would ever be scored again, so an orchestrator should restart us
+            return JSONResponse({"status": "dead", "reason": "the scoring worker is not running"}, status_code=503)
         return {"status": "ok"}
 
     @app.get("/ready", summary="The model is loaded and scoring (with its settings for a caller holding the key)")

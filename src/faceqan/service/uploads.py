@@ -14,7 +14,9 @@ async def read_body(request: Request, max_bytes: int, take: Callable[[int], None
     """The body, at most ``max_bytes`` (413), its bytes taken from the budget as they are held:
     the declared length up front, so a slow upload holds its share before it arrives."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+    if declared is not None and not declared.isdigit():
+        raise RequestError(400, f"malformed Content-Length {declared[:40]!r}: not a number of bytes")
+    if declared is not None and int(declared) > max_bytes:
         raise RequestError(413, f"body of {declared} bytes is over the limit of {max_bytes}")
     reserved = int(declared) if declared is not None else 0
     take(reserved)
