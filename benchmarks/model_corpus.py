@@ -229,7 +229,7 @@ def compare(args: argparse.Namespace) -> None:
         sys.exit(f"model_corpus: no corpus files in {args.out}: build them first")
     print(f"{len(files)} files in {args.out}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     counts = {name: 0 for name in converters}
-    for file in files:
+    for file in [] if args.speed_only else files:
         cells = []
         for name, convert in converters.items():
             try:
@@ -250,7 +250,8 @@ def compare(args: argparse.Namespace) -> None:
             except Exception as exc:
                 cells.append(f"{name} fails: {type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}")
         print(f"{file.name}: " + " | ".join(cells), flush=True)
-    print("coverage (loads, matches onnxruntime to 0.999, gives a gradient): " + ", ".join(f"{n} {c}/{len(files)}" for n, c in counts.items()))
+    if not args.speed_only:
+        print("coverage (loads, matches onnxruntime to 0.999, gives a gradient): " + ", ".join(f"{n} {c}/{len(files)}" for n, c in counts.items()))
     r50 = args.out / "iresnet50-torchscript-17-batchdynamic.onnx"
     if r50.exists():
         native = build("iresnet50", args.small)
@@ -270,6 +271,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="architectures to build (default: all, and tf-style)")
     parser.add_argument("--table", type=Path, help="write the generated Markdown table of corpus.csv here")
     parser.add_argument("--compare", action="store_true", help="compare the converters that import here on the files in --out")
+    parser.add_argument("--speed-only", action="store_true", help="with --compare: only the IResNet-50 timing")
     parser.add_argument("--faces", type=int, default=4, help="batch for the speed comparison")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

@@ -667,6 +667,20 @@ def test_an_idle_batcher_admits_a_job_larger_than_its_queue_and_a_busy_one_refus
     assert results == [[1, 2, 3]]
 
 
+def test_chips_1_adds_each_faces_aligned_crop_to_its_row_and_rows_stay_as_they_were_without_it(server):
+    import base64
+
+    import cv2
+
+    status, plain = request(server, "POST", "/score?faces=all", jpeg_bytes(face_rgb()))
+    status_chips, with_chips = request(server, "POST", "/score?faces=all&chips=1", jpeg_bytes(face_rgb()))
+    assert status == status_chips == 200
+    [row], [chip_row] = plain["results"], with_chips["results"]
+    assert "chip_png" not in row and {k: v for k, v in chip_row.items() if k != "chip_png"} == row
+    png = base64.b64decode(chip_row["chip_png"].removeprefix("data:image/png;base64,"))
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (150, 150, 3)
+
+
 def test_a_request_past_the_face_limit_is_413_and_one_within_it_runs_alone(dlib_model, scorer):
     from faceqan.service.core import RequestError
 
@@ -704,8 +718,11 @@ def test_five_photos_given_to_the_page_at_once_get_five_results_at_the_defaults(
         driver = chrome_driver()
         driver.get(f"http://{match.group(1)}:{match.group(2)}/")
         driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in photos))
-        WebDriverWait(driver, 240).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".quality")) == 5 and len(d.find_elements(By.CSS_SELECTOR, ".face img")) == 5)
+        WebDriverWait(driver, 240).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".quality")) == 5 and len(d.find_elements(By.CSS_SELECTOR, ".face img:not(.chip)")) == 5)
         assert driver.find_elements(By.CSS_SELECTOR, ".bad") == []
+        # Each face's aligned crop (dlib's 150 px chip) beside its score, and its noise panel.
+        sizes = driver.execute_script("return [...document.querySelectorAll('img.chip')].map(i => i.complete ? i.naturalWidth : 0)")
+        assert sizes == [150] * 5
         assert sorted(box.get_attribute("data-file") for box in driver.find_elements(By.CSS_SELECTOR, ".face")) == [p.name for p in photos]
     finally:
         if driver is not None:

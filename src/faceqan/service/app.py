@@ -165,7 +165,7 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         except asyncio.TimeoutError:
             raise timeout from None
 
-    async def prepare_and_score(request: Request, files: list, faces: str, aligned: bool) -> list[dict]:
+    async def prepare_and_score(request: Request, files: list, faces: str, aligned: bool, chips: bool) -> list[dict]:
         """Each file decoded in a slot of its own, side by side; then the request's faces scored as one job."""
         tasks = [asyncio.ensure_future(in_decode_slot(request, slots_of(request), service.prepare, data, file, faces, aligned)) for file, data in files]
         try:
@@ -175,18 +175,19 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
                 task.cancel()
             raise
         prepared = [face for file_faces in per_file for face in file_faces]
-        return await in_decode_slot(request, slots_of(request), service.score_prepared, prepared)
+        return await in_decode_slot(request, slots_of(request), lambda *args: service.score_prepared(*args, chips=chips), prepared)
 
     faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)")
     aligned_query = Query(False, description="the upload is an aligned chip already: no detection")
     name_query = Query("upload", description="the name the result rows carry")
+    chips_query = Query(False, description="also return each face's aligned crop (`chip_png`, a PNG data URL)")
 
     @app.post("/score", summary="Quality of each face of the uploaded image(s)", dependencies=[Depends(require_key), Depends(admit)])
-    async def score(request: Request, faces: str = faces_query, aligned: bool = aligned_query, name: str = name_query):
+    async def score(request: Request, faces: str = faces_query, aligned: bool = aligned_query, name: str = name_query, chips: bool = chips_query):
         started = time.perf_counter()
         with request.app.state.budget.account() as take:
             files = await within(limits.read_timeout, read_uploads(request, name, limits.max_bytes, take), BodyTimeout())
-            work = prepare_and_score(request, files, faces, aligned)
+            work = prepare_and_score(request, files, faces, aligned, chips)
             rows = await within(limits.deadline - (time.perf_counter() - started), work, DeadlinePassed())
         metrics.faces.inc(sum(row["status"] == "ok" for row in rows))
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON

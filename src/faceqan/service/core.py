@@ -22,6 +22,15 @@ from ..methods import QualityMethod
 from ..models.spec import FaceModel
 from ..pipeline import BatchLimit, score_batch
 
+def _png_data_url(rgb) -> str:
+    import base64
+
+    import cv2
+
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])  # OpenCV writes BGR
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+
+
 MAX_REQUEST_FACES = 64  # faces one request may bring (413 beyond): the one place this default is written
 
 
@@ -127,16 +136,21 @@ class QualityService:
             raise Cancelled("the request was given up while its image was decoded")
         return prepared
 
-    def score_prepared(self, prepared: list, cancelled: threading.Event | None = None) -> list[dict]:
+    def score_prepared(self, prepared: list, cancelled: threading.Event | None = None, chips: bool = False) -> list[dict]:
         """One row per prepared face, all of one request scored as one job (admitted whole when the
         queue is idle); RequestError 413 past ``max_request_faces``; Cancelled once ``cancelled`` is
-        set before its batch starts."""
+        set before its batch starts. ``chips``: each row also carries ``chip_png``, the aligned face
+        the model saw as a PNG data URL (None without one)."""
         if len(prepared) > self.max_request_faces:
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"{len(prepared)} faces in one request; at most {self.max_request_faces} (--max-request-faces): send fewer images per request",
             )
-        return self._batcher.submit(prepared, cancelled)
+        rows = self._batcher.submit(prepared, cancelled)
+        if chips:
+            for row, face in zip(rows, prepared):
+                row["chip_png"] = _png_data_url(face.chip) if face.chip is not None else None
+        return rows
 
     def score(self, data: bytes, name: str = "upload", faces: str = "largest", aligned: bool = False, cancelled: threading.Event | None = None) -> list[dict]:
         """One row per face of the encoded image ``data``; Cancelled once ``cancelled`` is set, at the
