@@ -262,3 +262,49 @@ def test_the_users_model_journey_from_a_file_to_a_shipped_one_pass_student(tmp_p
     [quality] = session.run(["quality"], {"chips": chips.numpy()})
     [single] = session.run(["quality"], {"chips": chips[:1].numpy()})
     assert np.allclose(quality, expected["quality"].numpy(), atol=1e-4) and np.allclose(single, quality[:1], atol=1e-5)
+
+
+def test_a_low_rank_tail_student_of_an_onnx_graph_tunes_its_last_convolutions(tmp_path, capsys):
+    """`distill --finetune-blocks N --finetune-rank R` on a converted graph: the shortest tail cut
+    after a block boundary with N convolutions, stored as low-rank changes only; it scores, and its
+    ONNX export gives the torch student's quality."""
+    import onnxruntime
+
+    from faceqan.methods import create_method
+    from faceqan.student.graph_tail import GraphTail
+
+    from helpers import write_face_folder
+
+    model_file = tmp_path / "mobilefacenet.onnx"
+    export(build("mobilefacenet-prelu", small=True), 112, model_file, "torchscript", 17, True)
+    faces = write_face_folder(tmp_path / "faces", 6)
+    scores, student = tmp_path / "scores.csv", tmp_path / "tail.pt"
+    assert main(["score", *map(str, faces), "-o", str(scores), "--model", str(model_file), "--eps", "0.01", "--copies", "2", "--steps", "1", "--quiet"]) == EXIT_OK
+    common = ["--model", str(model_file), "--cache", str(tmp_path / "cache"), "--quiet"]
+    assert main(["distill", str(scores), "-o", str(tmp_path / "none.pt"), "--finetune-blocks", "999", *common]) == EXIT_START_FAILED
+    assert "--finetune-blocks counts convolutions for an ONNX graph: 1 .. " in capsys.readouterr().err
+    assert main(["distill", str(scores), "-o", str(student), "--finetune-blocks", "2", "--finetune-rank", "4", *common]) == EXIT_OK
+    state = torch.load(student, weights_only=True)
+    assert state["kind"] == "tail" and state["rank"] == 4
+    assert {name.rsplit(".", 1)[-1] for name in state["tail"]} == {"down", "up", "bias", "weight", "quantiles"}
+    assert not [name for name in state["tail"] if name.startswith("blocks.convs") and name.endswith(".weight")]  # no frozen conv weight
+    model = create_model(str(model_file))
+    method = create_method("faceqan-student", model, student=str(student))
+    tail = method.net.head.blocks
+    assert isinstance(tail, GraphTail) and len(tail.convs) >= 2
+    factors = {name: tensor.float() for name, tensor in state["tail"].items() if name.endswith((".up", ".down"))}
+    key = next(name.rsplit(".parametrizations", 1)[0] for name in factors)  # e.g. blocks.convs.0
+    conv = method.net.head.get_submodule(key)
+    original = model.network.get_buffer(model.network.constant_names[tail.nodes[int(key.rsplit(".", 1)[1])].input[1]])
+    change = (factors[f"{key}.parametrizations.weight.0.up"] @ factors[f"{key}.parametrizations.weight.0.down"]).view_as(original)
+    assert torch.allclose(conv.weight, original + change, atol=1e-6) and change.abs().max() > 0
+    out = tmp_path / "student.csv"
+    assert main(["score", *map(str, faces), "-o", str(out), "--model", str(model_file), "--student", str(student), "--quiet"]) == EXIT_OK
+    with open(out, newline="") as handle:
+        assert [row["status"] for row in csv.DictReader(handle)] == ["ok"] * 6
+    exported = tmp_path / "tail.onnx"
+    assert main(["export", "--model", str(model_file), "--student", str(student), "-o", str(exported)]) == EXIT_OK
+    chips = _faces(112, 3)
+    session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    [quality] = session.run(["quality"], {"chips": chips.numpy()})
+    assert np.allclose(quality, method(chips)["quality"].numpy(), atol=1e-4)

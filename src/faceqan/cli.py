@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
     distill.add_argument("--disjoint-from", action="append", default=[], metavar="PROTOCOL", help="a protocol the student will be judged on: refuse labels of its people (repeatable)")
     distill.add_argument("--refine-labels", type=float, default=0.0, metavar="THETA", help="identity-based label refinement step in [0, 1] (default 0: the teacher's labels as they are)")
-    distill.add_argument("--finetune-blocks", type=positive_int, default=None, metavar="N", help="fine-tune copies of the model's last N residual blocks with a linear head instead of a ridge head on pooled features (built-in dlib: 3; models with blocks at network.blocks)")
+    distill.add_argument("--finetune-blocks", type=positive_int, default=None, metavar="N", help="fine-tune copies of the model's last N residual blocks with a linear head instead of a ridge head on pooled features (built-in dlib: 3; models with blocks at network.blocks; for an ONNX graph N counts convolutions, cut after a block boundary)")
     distill.add_argument("--finetune-rank", type=positive_int, default=None, metavar="R", help="with --finetune-blocks: tune only rank-R changes of the blocks' conv weights and their biases (LoRA): a small file that takes the rest from the model")
     distill.add_argument("--epochs", type=positive_int, default=3, help="passes over the faces when fine-tuning (default 3)")
     distill.add_argument("--quiet", action="store_true")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..algorithm import model_device
 from ..cache import ResultCache
 from ..evaluation.evaluate import cached_values
 from ..faces.prepare import FacePreparer
@@ -120,7 +121,7 @@ def fit_tail(labels: Labels, model: FaceModel, blocks: int, epochs: int, refine:
     from tqdm import tqdm
 
     split = tail_split(model, blocks)
-    device = next(model.parameters()).device
+    device = model_device(model)
     inputs, embeddings, paths = [], [], []
     with tqdm(total=len(labels.paths), unit="img", disable=not progress, desc="tail inputs") as bar:
         for faces in prepared_batches(labels.paths, _preparer(labels, model), batch_size):

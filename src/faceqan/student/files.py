@@ -17,7 +17,7 @@ from ..version import __version__
 from torch import nn
 
 from .head import RidgeHead
-from .tail import TailHead, new_tail, residual_blocks
+from .tail import TailHead, tail_at
 
 FORMAT = 4  # 2: the training set's description ("training": refinement step, people left out); 3: "kind", ridge or tail; 4: "rank"
 READABLE = (2, 3, 4)  # a format-2 file is a ridge head with format 3's keys; a format-3 tail has rank 0
@@ -67,7 +67,7 @@ def load_student(path: str | Path, model: nn.Module) -> tuple[Head, dict]:
         raise StudentFileError(f"{path}: a student head of kind {kind!r}; this faceqan knows ridge and tail")
     if kind == "tail":
         try:
-            head = new_tail(model, len(residual_blocks(model)) - state["split"], state["tail"]["quantiles"].numpy(), rank=state.get("rank", 0))
+            head = tail_at(model, state["split"], state["tail"]["quantiles"].numpy(), rank=state.get("rank", 0))
             head.load_learned_state(state["tail"])
             head.merge()
         except (ValueError, RuntimeError, KeyError) as exc:  # blocks that do not fit this model's

@@ -4,7 +4,8 @@ rank (published FaceQAN-style students partly fine-tune the backbone; docs/stude
 
 The frozen model runs as ever, so its embedding and the mirror's give s_f exactly; a forward
 hook takes the output of the block before the tuned ones, and the tuned copies go on from there.
-Models whose residual blocks are one ``nn.Sequential`` at ``network.blocks`` (the built-in dlib).
+Models whose residual blocks are one ``nn.Sequential`` at ``network.blocks`` (the built-in dlib),
+and converted ONNX graphs, whose tail is cut after a block boundary (student.graph_tail).
 
 With ``rank`` the copies' conv weights stay the model's and learn only a rank-``rank`` change
 each (LoRA, as a torch parametrization) plus their biases: the file then holds those few tensors,
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..algorithm import model_device
+from .graph_tail import GraphTail, cut_at, cut_for, graph_tail_input_of, onnx_module_of
 from .head import q_adv_from_score
 
 BLOCKS = "network.blocks"
@@ -32,21 +35,32 @@ FROZEN = ".original"  # parametrize's name for a conv's own weight, which a low-
 FACTORS = (".up", ".down")  # a low-rank change's tensors, stored as float16
 
 
-def residual_blocks(model: nn.Module) -> nn.Sequential:
-    """The model's residual blocks; refused in one line for a model without them."""
+def _blocks_or_none(model: nn.Module) -> nn.Sequential | None:
     try:
         blocks = model.get_submodule(BLOCKS)
     except AttributeError:
-        blocks = None
-    if not isinstance(blocks, nn.Sequential):
+        return None
+    return blocks if isinstance(blocks, nn.Sequential) else None
+
+
+def residual_blocks(model: nn.Module) -> nn.Sequential:
+    """The model's residual blocks; refused in one line for a model without them."""
+    blocks = _blocks_or_none(model)
+    if blocks is None:
         name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-        raise ValueError(f"fine-tuning needs the model's residual blocks as one nn.Sequential at `{BLOCKS}` (the built-in dlib has them); {name!r} has none: distill a ridge student instead (no --finetune-blocks)")
+        raise ValueError(f"fine-tuning needs the model's residual blocks as one nn.Sequential at `{BLOCKS}` (the built-in dlib has them) or a converted ONNX graph; {name!r} is neither: distill a ridge student instead (no --finetune-blocks)")
     return blocks
 
 
 @contextmanager
 def tail_input_of(model: nn.Module, split: int) -> Iterator[list[torch.Tensor]]:
-    """While open, the output of block ``split - 1`` of each forward pass is appended to the list yielded."""
+    """While open, the tail's input of each forward pass (the output of block ``split - 1``, or of
+    graph node ``split``) is appended to the list yielded."""
+    graph = onnx_module_of(model) if _blocks_or_none(model) is None else None
+    if graph is not None:
+        with graph_tail_input_of(graph, split) as seen:
+            yield seen
+        return
     seen: list[torch.Tensor] = []
     handle = residual_blocks(model)[split - 1].register_forward_hook(lambda _m, _i, out: seen.append(out))
     try:
@@ -92,10 +106,15 @@ class TailHead(nn.Module):
         """The blocks' tensors that training changes (all of them, or the low-rank factors and biases)."""
         return [p for name, p in self.blocks.named_parameters() if not name.endswith(FROZEN)]
 
+    def _from_model(self, name: str) -> bool:
+        """Whether the tensor ``name`` is the model's own, taken from it when the head is built:
+        frozen conv weights, and a graph tail's constants (PReLU slopes, clip bounds...)."""
+        return name.endswith(FROZEN) or (isinstance(self.blocks, GraphTail) and name.removeprefix("blocks.") in self.blocks.constant_names.values())
+
     def learned_state(self) -> dict[str, torch.Tensor]:
-        """What a student file must hold: the whole state, less the model's own frozen weights;
-        low-rank factors in float16 (half the file; loading widens them to float32 again)."""
-        return {name: (t.half() if name.endswith(FACTORS) else t).detach().cpu().contiguous() for name, t in self.state_dict().items() if not name.endswith(FROZEN)}
+        """What a student file must hold: the whole state, less the model's own tensors; low-rank
+        factors in float16 (half the file; loading widens them to float32 again)."""
+        return {name: (t.half() if name.endswith(FACTORS) else t).detach().cpu().contiguous() for name, t in self.state_dict().items() if not self._from_model(name)}
 
     def load_learned_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load ``learned_state``'s tensors (the frozen weights stay the model's); refuses a tensor
@@ -103,7 +122,7 @@ class TailHead(nn.Module):
         own = self.state_dict()
         if unknown := sorted(set(state) - set(own)):
             raise ValueError(f"no tensor {unknown[0]!r} in this head")
-        if missing := sorted(name for name in own if name not in state and not name.endswith(FROZEN)):
+        if missing := sorted(name for name in own if name not in state and not self._from_model(name)):
             raise ValueError(f"the tensor {missing[0]!r} is missing")
         self.load_state_dict({**own, **state})
 
@@ -125,7 +144,11 @@ class TailHead(nn.Module):
 
 
 def tail_split(model: nn.Module, count: int) -> int:
-    """The index of the first of the last ``count`` blocks; refused in one line where there are not that many."""
+    """The index of the first of the last ``count`` blocks (for a graph: the node after which the
+    shortest tail with ``count`` convolutions starts); refused in one line where there are not that many."""
+    graph = onnx_module_of(model) if _blocks_or_none(model) is None else None
+    if graph is not None:
+        return cut_for(graph, model.spec.input_size, count).split
     blocks = residual_blocks(model)
     if not 1 <= count < len(blocks):
         raise ValueError(f"--finetune-blocks must lie in 1 .. {len(blocks) - 1} for this model ({len(blocks)} residual blocks), got {count}")
@@ -135,11 +158,23 @@ def tail_split(model: nn.Module, count: int) -> int:
 def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0, rank: int = 0) -> TailHead:
     """An untrained head whose blocks are copies of the model's last ``count`` blocks (its linear
     map and low-rank factors, for ``rank`` > 0, initialised from ``seed``)."""
-    split = tail_split(model, count)
-    tuned = copy.deepcopy(residual_blocks(model)[split:]).float().requires_grad_(True)
+    return tail_at(model, tail_split(model, count), quantiles, seed, rank)
+
+
+def _tail_copy(model: nn.Module, split: int) -> nn.Module:
+    """A trainable copy of what the tail computes from its input."""
+    graph = onnx_module_of(model) if _blocks_or_none(model) is None else None
+    if graph is not None:
+        return GraphTail(graph, cut_at(graph, model.spec.input_size, split))
+    return copy.deepcopy(residual_blocks(model)[split:])
+
+
+def tail_at(model: nn.Module, split: int, quantiles: np.ndarray, seed: int = 0, rank: int = 0) -> TailHead:
+    """``new_tail`` starting at ``split`` (as a student file records it)."""
+    tuned = _tail_copy(model, split).float().requires_grad_(True)
     size = model.spec.input_size
     with torch.no_grad(), tail_input_of(model, split) as seen:
-        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+        model(torch.zeros(1, 3, size, size, device=model_device(model)))
         out = tuned(seen[0].float())
     if out.ndim != 4:
         raise ValueError(f"the last residual blocks give {out.ndim}-D outputs; the tail head pools (N, C, H, W) maps")
