@@ -9,8 +9,8 @@ then per fold a copy of the last ``--blocks`` residual blocks and a linear head 
 pooled output learn the normal scores of the teacher's q_adv ranks (faceqan.student.tail's
 recipe, as `faceqan distill --finetune-blocks` uses it); with ``--refine-labels THETA`` both
 the fine-tuned and the ridge student learn the labels refined by identity (faceqan.student.refine); with
-``--rank R`` the blocks learn only rank-R changes of their conv weights and their biases. dlib only: its blocks are a
-``Sequential``. Rows: the teacher, s_f, the ridge student, the fine-tuned one, and their mean.
+``--rank R`` the blocks learn only rank-R changes of their conv weights and their biases. dlib's
+blocks are a ``Sequential``; for SFace (an ONNX graph) ``--blocks`` counts convolutions (student.graph_tail). Rows: the teacher, s_f, the ridge student, the fine-tuned one, and their mean.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from faceqan.models import create_model
 from faceqan.pipeline import score_stream
 from faceqan.student.head import fit_head, normal_scores
 from faceqan.student.refine import refine_labels, refine_labels_by_centre
-from faceqan.student.tail import LEARNING_RATES, finetune, new_tail, residual_blocks, tail_inputs_and_embeddings, tail_split
+from faceqan.student.tail import LEARNING_RATES, finetune, new_tail, tail_copy, tail_inputs_and_embeddings, tail_split
 
 from student_variants import out_of_fold, print_table, validation_data
 
@@ -90,7 +90,7 @@ def main() -> None:
     refine = refine_labels if args.refine_by == "pairs" else refine_labels_by_centre
     target = refine(d.q_adv, v.embeddings, d.groups, args.refine_labels)
     y = torch.from_numpy(normal_scores(target)).float()
-    template = residual_blocks(model)[split:]
+    template = tail_copy(model, split)
     print(f"{args.model}: {len(d.paths)} faces; fine-tuning {args.blocks} blocks ({sum(p.numel() for p in template.parameters())} weights, "
           f"{len(list(template.parameters()))} tensors) from {tuple(x.shape[1:])}, {args.epochs} epochs, rank {args.rank or 'full'} (lr {args.low_rank_lr:g}), labels refined {args.refine_labels:g} by {args.refine_by}", flush=True)  # fmt: skip
 

@@ -161,7 +161,7 @@ def new_tail(model: nn.Module, count: int, quantiles: np.ndarray, seed: int = 0,
     return tail_at(model, tail_split(model, count), quantiles, seed, rank)
 
 
-def _tail_copy(model: nn.Module, split: int) -> nn.Module:
+def tail_copy(model: nn.Module, split: int) -> nn.Module:
     """A trainable copy of what the tail computes from its input."""
     graph = onnx_module_of(model) if _blocks_or_none(model) is None else None
     if graph is not None:
@@ -171,7 +171,7 @@ def _tail_copy(model: nn.Module, split: int) -> nn.Module:
 
 def tail_at(model: nn.Module, split: int, quantiles: np.ndarray, seed: int = 0, rank: int = 0) -> TailHead:
     """``new_tail`` starting at ``split`` (as a student file records it)."""
-    tuned = _tail_copy(model, split).float().requires_grad_(True)
+    tuned = tail_copy(model, split).float().requires_grad_(True)
     size = model.spec.input_size
     with torch.no_grad(), tail_input_of(model, split) as seen:
         model(torch.zeros(1, 3, size, size, device=model_device(model)))
