@@ -135,12 +135,9 @@ def check(entry: dict, networks: dict, small: bool, face: Path) -> dict:
 
 
 def build_and_check(args: argparse.Namespace) -> None:
-    from faceqan.shared_data import MissingData, lfw
+    from faceqan.shared_data import lfw, require
 
-    try:
-        face = min(lfw().rglob("*.jpg"))
-    except MissingData as missing:
-        sys.exit(f"model_corpus: {missing}")
+    face = min(require(lfw).rglob("*.jpg"))  # one line and exit 2 where the shared data is missing
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "corpus.csv"
     done = {row["file"] for row in csv.DictReader(results.open())} if results.exists() else set()

@@ -32,6 +32,7 @@ NEEDS_DATA = {
     "pick_speed.py": ["--frames", "4"],
     "student_pool.py": ["--out", "OUT"],
     "judge_students.py": ["--no-speed", "--bootstrap", "1", "--out", "OUT"],
+    "model_corpus.py": ["--out", "OUT", "--small", "--only", "tf-style"],
 }
 
 
@@ -220,3 +221,13 @@ def test_sharded_labelling_resumes_and_scores_failed_rows_again(tmp_path, lfw_ro
 
     other = label("3")
     assert other.returncode == 2 and "another list or shard count" in other.stderr
+
+
+@pytest.mark.slow
+def test_the_model_corpus_benchmark_builds_checks_and_tables_its_files(lfw_root, tmp_path):
+    table = tmp_path / "corpus.md"
+    out = _run("model_corpus.py", "--out", str(tmp_path / "corpus"), "--small", "--only", "tf-style", "mobilefacenet-relu6", "--table", str(table))
+    assert "tf-style.onnx: yes" in out
+    text = table.read_text()
+    assert "13 files; faceqan loads 13, and 13 also give" in text  # 2 exporters x 3 opsets x 2 batches + tf-style
+    assert text.count("| yes |") == 13
