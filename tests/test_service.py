@@ -766,3 +766,54 @@ def test_decode_slots_follow_the_cpus_this_process_may_use(monkeypatch):
     assert usable_cpus() == 2  # a container quota of 1.5 CPUs on an 8-core host
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "max 100000\n" if str(self) == "/sys/fs/cgroup/cpu.max" else real_read(self, *a, **k))
     assert usable_cpus() == 8
+
+
+@pytest.mark.slow
+def test_sigterm_first_drains_with_ready_503_while_requests_are_still_served_then_exits_0():
+    import re
+    import signal
+    import subprocess
+
+    process = start_cli("serve", "--port", "0", "--drain", "3", "--copies", "2", "--steps", "1", "--quiet", stderr=subprocess.PIPE, text=True)
+    try:
+        match = re.search(r"http://([\d.]+):(\d+)", process.stderr.readline())
+        assert match
+        address = (match.group(1), int(match.group(2)))
+        assert request(address, "GET", "/ready")[0] == 200
+        signalled = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        status, payload = request(address, "GET", "/ready")
+        assert status == 503 and payload["status"] == "draining"
+        assert request(address, "GET", "/health")[0] == 200
+        status, payload = request(address, "POST", "/score", jpeg_bytes(face_rgb()))
+        assert status == 200 and payload["results"][0]["status"] == "ok"  # still served while draining
+        assert process.wait(timeout=60) == 0
+        assert time.perf_counter() - signalled >= 3
+    finally:
+        process.kill()
+
+
+def test_idle_face_preparers_are_bounded_after_a_burst(dlib_model, scorer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faceqan.service import core
+
+    service = QualityService(dlib_model, scorer, {}, max_batch=1)
+    made = []
+    original = service.new_preparer
+    barrier = threading.Barrier(core.MAX_IDLE_PREPARERS + 4)
+
+    def new_preparer(aligned, faces):
+        made.append(1)
+        barrier.wait(30)  # all threads need a preparer at once: each makes its own
+        return original(aligned, faces)
+
+    service.new_preparer = new_preparer
+    try:
+        with ThreadPoolExecutor(core.MAX_IDLE_PREPARERS + 4) as pool:
+            list(pool.map(lambda _: service.prepare(jpeg_bytes(face_rgb())), range(core.MAX_IDLE_PREPARERS + 4)))
+        assert len(made) == core.MAX_IDLE_PREPARERS + 4
+        assert service._idle[(False, "largest")].qsize() == core.MAX_IDLE_PREPARERS
+    finally:
+        service.close()

@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a body before 408 (default 30)")
     serve.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
     serve.add_argument("--grace", type=float, default=None, help="on SIGTERM / Ctrl-C, seconds for requests in flight to finish (default: --deadline, so none is cut short)")
+    serve.add_argument("--drain", type=float, default=5.0, help="on SIGTERM / Ctrl-C, seconds /ready answers 503 while requests are still served, before the server stops accepting (default 5; a second signal skips it)")
     serve.add_argument("--keep-alive", type=float, default=75.0, help="seconds an idle keep-alive connection stays open (default 75: above common load balancers' 60 s idle time-out, so they never reuse a closed one)")
     serve.add_argument("--api-key", default=None, help="require this key on /score (X-API-Key header or Authorization: Bearer); default $FACEQAN_API_KEY (a key on the command line shows in `ps`: prefer --api-key-file)")
     serve.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from this file (its first line)")
@@ -386,7 +387,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import QualityService
     from .service.app import ServiceLimits, create_app
 
-    uvicorn = require("uvicorn", "serve", "faceqan serve")
+    require("uvicorn", "serve", "faceqan serve")
+    from .service.server import DrainingServer
+
     api_key = args.api_key or _key_from_file(args.api_key_file) or os.environ.get("FACEQAN_API_KEY") or None
     if not _is_loopback(args.host) and api_key is None and not args.insecure:
         raise ValueError(f"listening on {args.host} without an API key: set --api-key (or FACEQAN_API_KEY), or pass --insecure")
@@ -417,13 +420,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listener.listen(2048)  # connections made before uvicorn starts wait in the backlog
     host, port = listener.getsockname()[:2]
     config = uvicorn_config(app, args)
-    # uvicorn shuts down gracefully on SIGINT / SIGTERM (requests in flight get --grace seconds),
+    # On SIGINT / SIGTERM: --drain seconds of /ready 503, then uvicorn's graceful shutdown (requests in flight get --grace seconds),
     # then raises the signal again for the handler it found: a no-op here, so the exit is 0.
     # Installed before the address is printed, so a signal right after it is graceful too.
     quiet_handlers = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"faceqan: serving {args.model} on http://{host}:{port} (POST /score, GET /health /ready /metrics /docs); Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        DrainingServer(config, service, args.drain).run(sockets=[listener])
     finally:
         for sig, handler in quiet_handlers.items():
             signal.signal(sig, handler)

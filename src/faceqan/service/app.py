@@ -220,6 +220,8 @@ def _add_status_routes(app, service: QualityService, metrics: ServiceMetrics, ho
 
     @app.get("/ready", summary="The model is loaded and scoring (with its settings for a caller holding the key)")
     async def ready(held: bool = Depends(holds_key)):
+        if service.draining:  # stopping: a load balancer should send new work elsewhere
+            return JSONResponse({"status": "draining", "reason": "the service is stopping"}, status_code=503)
         if not service.ready:
             return JSONResponse({"status": "not ready", "reason": "the scoring worker is not running"}, status_code=503)
         answer = {"status": "ready", "queued_faces": service.queued}

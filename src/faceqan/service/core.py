@@ -31,6 +31,7 @@ def _png_data_url(rgb) -> str:
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
 
 
+MAX_IDLE_PREPARERS = 8  # kept per face option (aligned, faces) between requests
 MAX_REQUEST_FACES = 64  # faces one request may bring (413 beyond): the one place this default is written
 
 
@@ -54,6 +55,7 @@ class QualityService:
     ) -> None:  # fmt: skip
         self.model, self.method, self.settings = model, method, settings
         self.max_request_faces = max_request_faces
+        self.draining = False  # set on SIGTERM (service.server): /ready answers 503 while requests are still served
         self.preparer_options = preparer_options
         # Detectors keep state, so each request borrows an idle preparer (made on demand, kept
         # for the next request: new threads come with every connection, a detector costs a load).
@@ -77,7 +79,8 @@ class QualityService:
         try:
             return preparer.from_bytes(name, data)
         finally:
-            idle.put(preparer)
+            if idle.qsize() < MAX_IDLE_PREPARERS:  # a burst's extra detectors are let go, not kept for ever
+                idle.put(preparer)
 
     def new_preparer(self, aligned: bool, faces: str) -> FacePreparer:
         return FacePreparer(self.model.spec, aligned, faces, **self.preparer_options)  # type: ignore[arg-type]
