@@ -592,6 +592,13 @@ def test_the_openapi_page_documents_the_query_parameters_and_the_key(dlib_model,
     schemes = spec["components"]["securitySchemes"]
     assert any(s.get("type") == "apiKey" and s.get("name") == "X-API-Key" for s in schemes.values())
     assert spec["paths"]["/score"]["post"]["security"] and spec["paths"]["/explain"]["post"]["security"]
+    # /docs can send a file: the bodies are declared (raw image or multipart files), faces is an enum,
+    # and /explain answers image/png.
+    assert parameters["faces"]["schema"]["enum"] == ["largest", "all", "error"]
+    body = spec["paths"]["/score"]["post"]["requestBody"]["content"]
+    assert body["image/*"]["schema"]["format"] == "binary" and body["multipart/form-data"]["schema"]["properties"]["file"]["type"] == "array"
+    assert spec["paths"]["/explain"]["post"]["requestBody"]["content"]["image/*"]["schema"]["format"] == "binary"
+    assert "image/png" in spec["paths"]["/explain"]["post"]["responses"]["200"]["content"]
 
 
 def _readme_service_lines() -> list[str]:

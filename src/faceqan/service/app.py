@@ -30,6 +30,7 @@ from typing import Annotated
 
 from ..batcher import Cancelled, Overloaded, Stopped
 from ..extras import require
+from ..faces.prepare import FACE_POLICIES
 from ..version import __version__
 from .core import QualityService, RequestError
 from .limits import ByteBudget, DecodeSlots, ServiceLimits
@@ -38,6 +39,14 @@ from .metrics import CountRequests, ServiceMetrics
 __all__ = ["ServiceLimits", "create_app"]
 
 log = logging.getLogger("faceqan.service")
+
+# The request bodies as OpenAPI declares them, so that /docs offers a file to send.
+BINARY = {"type": "string", "format": "binary"}
+ONE_UPLOAD = {"required": True, "content": {"image/*": {"schema": BINARY}, "application/octet-stream": {"schema": BINARY}}}
+UPLOADS = {"requestBody": {"required": True, "content": {
+    **ONE_UPLOAD["content"],
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "array", "items": BINARY}}, "required": ["file"]}},
+}}}  # fmt: skip
 KEY_HELP = "missing or wrong API key (X-API-Key header or Authorization: Bearer)"
 
 
@@ -177,12 +186,12 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         prepared = [face for file_faces in per_file for face in file_faces]
         return await in_decode_slot(request, slots_of(request), lambda *args: service.score_prepared(*args, chips=chips), prepared)
 
-    faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)")
+    faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)", json_schema_extra={"enum": list(FACE_POLICIES)})
     aligned_query = Query(False, description="the upload is an aligned chip already: no detection")
     name_query = Query("upload", description="the name the result rows carry")
     chips_query = Query(False, description="also return each face's aligned crop (`chip_png`, a PNG data URL)")
 
-    @app.post("/score", summary="Quality of each face of the uploaded image(s)", dependencies=[Depends(require_key), Depends(admit)])
+    @app.post("/score", summary="Quality of each face of the uploaded image(s)", dependencies=[Depends(require_key), Depends(admit)], openapi_extra=UPLOADS)
     async def score(request: Request, faces: str = faces_query, aligned: bool = aligned_query, name: str = name_query, chips: bool = chips_query):
         started = time.perf_counter()
         with request.app.state.budget.account() as take:
@@ -193,7 +202,8 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]  # NaN is not JSON
         return {"results": rows, "seconds": round(time.perf_counter() - started, 4)}
 
-    @app.post("/explain", summary="The noise-map panel (PNG) of the largest face of the uploaded image", dependencies=[Depends(require_key), Depends(admit)])
+    @app.post("/explain", summary="The noise-map panel (PNG) of the largest face of the uploaded image", dependencies=[Depends(require_key), Depends(admit)],
+              openapi_extra={"requestBody": ONE_UPLOAD}, response_class=Response, responses={200: {"description": "the panel", "content": {"image/png": {"schema": BINARY}}}})  # fmt: skip
     async def explain(request: Request, aligned: bool = aligned_query, name: str = name_query):
         with request.app.state.budget.account() as take:
             data = await within(limits.read_timeout, read_body(request, limits.max_bytes, take), BodyTimeout())
