@@ -824,3 +824,14 @@ def test_idle_face_preparers_are_bounded_after_a_burst(dlib_model, scorer):
         assert service._idle[(False, "largest")].qsize() == core.MAX_IDLE_PREPARERS
     finally:
         service.close()
+
+
+def test_a_callers_request_id_is_kept_and_every_answer_carries_one(server):
+    seen: dict = {}
+    status, payload = request(server, "POST", "/score?faces=some", b"xx", {"X-Request-ID": "lb-7f3a.42"}, answer_headers=seen)
+    assert status == 400 and payload["id"] == seen["x-request-id"] == "lb-7f3a.42"
+    seen.clear()
+    status, payload = request(server, "POST", "/score?faces=some", b"xx", {"X-Request-ID": "no spaces <allowed>"}, answer_headers=seen)
+    assert status == 400 and payload["id"] == seen["x-request-id"] != "no spaces <allowed>"
+    seen.clear()
+    assert request(server, "GET", "/health", answer_headers=seen)[0] == 200 and len(seen["x-request-id"]) == 12

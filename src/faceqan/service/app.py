@@ -35,6 +35,7 @@ from ..version import __version__
 from .core import QualityService, RequestError
 from .limits import ByteBudget, DecodeSlots, ServiceLimits
 from .metrics import CountRequests, ServiceMetrics
+from .request_ids import RequestIds, current_request_id
 
 __all__ = ["ServiceLimits", "create_app"]
 
@@ -80,6 +81,7 @@ def create_app(service: QualityService, limits: ServiceLimits | None = None, api
 
     app = FastAPIOffline(title="faceqan", version=__version__, summary="Face image quality (FaceQAN) for one FR model", lifespan=lifespan)
     app.add_middleware(CountRequests, metrics=metrics)
+    app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     _add_error_handlers(app, limits)
     require_key, holds_key = _key_checks(api_key)
     _add_scoring_routes(app, service, limits, metrics, require_key)
@@ -94,7 +96,8 @@ def _add_error_handlers(app, limits: ServiceLimits) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def error(status: int, message: str, headers: dict | None = None, error_id: str | None = None) -> JSONResponse:
-        return JSONResponse({"error": message, "id": error_id or uuid.uuid4().hex[:12]}, status_code=status, headers=headers)
+        error_id = error_id or current_request_id.get() or uuid.uuid4().hex[:12]
+        return JSONResponse({"error": message, "id": error_id}, status_code=status, headers=headers)
 
     retry = {"Retry-After": str(limits.retry_after)}
     answers = {
@@ -119,7 +122,7 @@ def _add_error_handlers(app, limits: ServiceLimits) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
+        error_id = current_request_id.get() or uuid.uuid4().hex[:12]
         log.error("request failed (id %s)", error_id, exc_info=exc)
         return error(500, f"internal error (id {error_id}, logged)", error_id=error_id)
 
