@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
 from architectures import ARCHITECTURES, build, input_size  # noqa: E402
-from graphs import EXPORTERS, OPSETS, export, quantise_dynamic, quantise_static, tensorflow_style, to_float16  # noqa: E402
+from graphs import EXPORTERS, OPSETS, export, onnxruntime_embeddings, quantise_dynamic, quantise_static, tensorflow_style, to_float16  # noqa: E402
 
 QUANTISED_FROM = ("mobilefacenet-prelu", "iresnet50")
 COPIES = {"int8-dynamic": quantise_dynamic, "int8-qdq": lambda s, p: quantise_static(s, p, 112), "float16": to_float16}
@@ -89,16 +89,6 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.double().reshape(len(a), -1), b.double().reshape(len(b), -1)).min())
 
 
-def _onnxruntime(file: Path, raw: np.ndarray, one_at_a_time: bool) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-    feed = session.get_inputs()[0].name
-    if one_at_a_time:
-        return np.concatenate([session.run(None, {feed: raw[i : i + 1]})[0] for i in range(len(raw))])
-    return session.run(None, {feed: raw})[0]
-
-
 def check(entry: dict, networks: dict, small: bool, face: Path) -> dict:
     """The entry's row: how faceqan loads, matches and scores it."""
     from faceqan.cli import EXIT_OK, main
@@ -118,7 +108,7 @@ def check(entry: dict, networks: dict, small: bool, face: Path) -> dict:
     with torch.no_grad():
         ours = model.network(raw)
     feed = raw.permute(0, 2, 3, 1) if model.network.channels_last else raw
-    row["cosine_onnxruntime"] = f"{_cosine(ours, torch.from_numpy(_onnxruntime(file, feed.contiguous().numpy(), model.network.fixed_batch))):.6f}"
+    row["cosine_onnxruntime"] = f"{_cosine(ours, torch.from_numpy(onnxruntime_embeddings(file, feed.contiguous().numpy(), model.network.fixed_batch))):.6f}"
     if entry["architecture"] in ARCHITECTURES:
         network = networks.setdefault(entry["architecture"], build(entry["architecture"], small))
         with torch.no_grad():
@@ -239,7 +229,7 @@ def compare(args: argparse.Namespace) -> None:
                 # faceqan's module takes NCHW and transposes for an NHWC graph itself
                 out = network(x.permute(0, 3, 1, 2) if getattr(network, "channels_last", False) else x)
                 (gradient,) = torch.autograd.grad(out.sum(), x)
-                ref = torch.from_numpy(_onnxruntime(file, x.detach().numpy(), True))
+                ref = torch.from_numpy(onnxruntime_embeddings(file, x.detach().numpy(), True))
                 cosine = _cosine(out.detach(), ref)
                 ok = cosine > 0.999 and torch.isfinite(gradient).all() and bool((gradient != 0).any())
                 counts[name] += ok

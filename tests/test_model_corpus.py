@@ -19,7 +19,7 @@ from helpers import write_face_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "corpus"))
 from architectures import ARCHITECTURES, build, input_size  # noqa: E402
-from graphs import export, quantise_dynamic, quantise_static, tensorflow_style, to_float16  # noqa: E402
+from graphs import export, onnxruntime_embeddings, quantise_dynamic, quantise_static, tensorflow_style, to_float16  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +36,6 @@ def _faces(size: int, count: int = 3) -> torch.Tensor:
 
 def _cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a.double(), b.double())
-
-
-def _onnxruntime(path: Path, raw: np.ndarray, one_at_a_time: bool) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = session.get_inputs()[0].name
-    if one_at_a_time:
-        return np.concatenate([session.run(None, {feed: raw[i : i + 1]})[0] for i in range(len(raw))])
-    return session.run(None, {feed: raw})[0]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +77,7 @@ def test_every_graph_of_the_corpus_loads_matches_its_source_and_gives_gradients(
         with torch.no_grad():
             ours = network(raw)
         feed = raw.permute(0, 2, 3, 1) if network.channels_last else raw
-        theirs = torch.from_numpy(_onnxruntime(path, feed.contiguous().numpy(), network.fixed_batch))
+        theirs = torch.from_numpy(onnxruntime_embeddings(path, feed.contiguous().numpy(), network.fixed_batch))
         tolerance = 1 - 1e-4 if kind == "float" else REDUCED_PRECISION_COSINE
         if _cosines(ours, theirs).min() < tolerance:
             problems.append(f"{path.name}: cosine to onnxruntime {_cosines(ours, theirs).min():.6f} < {tolerance}")

@@ -13,6 +13,18 @@ import torch
 from torch import nn
 
 EXPORTERS = ("torchscript", "dynamo")
+
+
+def onnxruntime_embeddings(path: Path, raw: np.ndarray, one_at_a_time: bool) -> np.ndarray:
+    """onnxruntime's output for ``raw`` (the graph's own input layout); face by face for a graph
+    exported for a fixed batch of 1."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    if one_at_a_time:
+        return np.concatenate([session.run(None, {feed: raw[i : i + 1]})[0] for i in range(len(raw))])
+    return session.run(None, {feed: raw})[0]
 OPSETS = (11, 13, 17)
 
 

@@ -29,7 +29,7 @@ from .onnx_ops import (
     attr,
 )
 
-__all__ = ["OnnxConversionError", "OnnxModule", "image_input_problem", "load_onnx", "strip_stale_inputs"]
+__all__ = ["OnnxConversionError", "OnnxModule", "image_input_problem", "load_onnx", "run_nodes", "strip_stale_inputs"]
 
 
 def _wide(value: torch.Tensor) -> torch.Tensor:
@@ -211,17 +211,24 @@ class OnnxModule(nn.Module):
         values: dict[str, torch.Tensor | None] = {self.input_name: x, "": None}
         for name, buffer_name in self.constant_names.items():
             values[name] = getattr(self, buffer_name)
-        for index, node in enumerate(self.nodes):
-            key = str(index)
-            if key in self.linears:
-                results = (self.linears[key](values[node.input[0]]),)
-            else:
-                results = _outputs(OPS[node.op_type](node, self.opset, *[values[name] for name in node.input]))
-            for name, value in zip(node.output, results):
-                values[name] = value
-            if tap is not None:
-                tap(results[0])
-        return values[self.output_name]
+        return run_nodes(self.nodes, self.opset, values, self.linears, tap)[self.output_name]
+
+
+def run_nodes(nodes: list, opset: int, values: dict, modules: nn.ModuleDict, tap: Callable[[torch.Tensor], None] | None = None) -> dict:
+    """Run ``nodes`` in order over ``values`` (tensor name -> tensor, filled in as they run); the
+    node at position i runs as ``modules[str(i)]`` on its first input where there is one. ``tap``
+    sees each node's first output."""
+    for index, node in enumerate(nodes):
+        key = str(index)
+        if key in modules:
+            results = (modules[key](values[node.input[0]]),)
+        else:
+            results = _outputs(OPS[node.op_type](node, opset, *[values[name] for name in node.input]))
+        for name, value in zip(node.output, results):
+            values[name] = value
+        if tap is not None:
+            tap(results[0])
+    return values
 
 
 def _image_input(value_info) -> tuple[list[int | None], bool, int | None, bool]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models.onnx_module import OnnxModule
-from ..models.onnx_ops import OPS, attr
+from ..models.onnx_module import OnnxModule, run_nodes
+from ..models.onnx_ops import attr
 
 
 def onnx_module_of(model: nn.Module) -> OnnxModule | None:
@@ -116,16 +116,7 @@ class GraphTail(nn.Module):
         values: dict[str, torch.Tensor | None] = {self.input_name: x, "": None}
         for name, buffer_name in self.constant_names.items():
             values[name] = getattr(self, buffer_name)
-        for position, node in enumerate(self.nodes):
-            key = str(position)
-            if key in self.convs:
-                results = (self.convs[key](values[node.input[0]]),)
-            else:
-                result = OPS[node.op_type](node, self.opset, *[values[name] for name in node.input])
-                results = result if isinstance(result, tuple) else (result,)
-            for name, value in zip(node.output, results):
-                values[name] = value
-        return values[self.output_name]
+        return run_nodes(self.nodes, self.opset, values, self.convs)[self.output_name]
 
 
 def _as_conv2d(node, module: OnnxModule, buffers: dict[str, torch.Tensor]) -> nn.Conv2d | None:
