@@ -298,3 +298,15 @@ def test_a_low_rank_tail_student_of_an_onnx_graph_tunes_its_last_convolutions(tm
     session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     [quality] = session.run(["quality"], {"chips": chips.numpy()})
     assert np.allclose(quality, method(chips)["quality"].numpy(), atol=1e-4)
+
+
+def test_the_student_of_a_fixed_batch_graph_is_not_exported_for_one_batch_size_only(corpus, tmp_path, capsys):
+    path = next(c[1] for c in corpus if c[1].name == "mobilefacenet-relu6-torchscript-17-batch1.onnx")
+    faces = write_face_folder(tmp_path / "in", 6)
+    scores, student = tmp_path / "scores.csv", tmp_path / "student.pt"
+    assert main(["score", *map(str, faces), "-o", str(scores), "--model", str(path), "--eps", "0.01", "--copies", "2", "--steps", "1", "--quiet"]) == EXIT_OK
+    assert main(["distill", str(scores), "--model", str(path), "-o", str(student), "--cache", str(tmp_path / "cache"), "--quiet"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["export", "--model", str(path), "--student", str(student), "-o", str(tmp_path / "s.onnx")]) == EXIT_START_FAILED
+    assert "exported for a fixed batch of 1" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .graph_tail import onnx_module_of
+
 OPSET = 17
 
 
@@ -29,6 +31,12 @@ class StudentGraph(nn.Module):
 def export_student(method, path: str | Path, opset: int = OPSET) -> Path:
     """Write ``method`` (a StudentMethod) as an ONNX file: input ``chips`` (N, 3, S, S) float32
     in [-1, 1], outputs ``quality``, ``flip_sim``, ``q_adv`` (N,)."""
+    converted = onnx_module_of(method.model)
+    if converted is not None and converted.fixed_batch:  # its per-face loop would be traced for one batch size only
+        raise ValueError(
+            f"{method.model.spec.name} was exported for a fixed batch of 1, so its student cannot be exported for any batch: "
+            "export the model again with a dynamic batch (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
+        )
     graph = StudentGraph(method).eval()
     size = method.model.spec.input_size
     example = torch.zeros(2, 3, size, size)
