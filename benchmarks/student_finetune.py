@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.special import ndtr
-from torch import nn
+
 
 from faceqan.faces.prepare import FacePreparer
-from faceqan.methods.base import QualityMethod
 from faceqan.models import create_model
-from faceqan.pipeline import score_stream
+from faceqan.pipeline import chips_to_tensor, prepared_batches
 from faceqan.student.head import fit_head, normal_scores
 from faceqan.student.refine import refine_labels, refine_labels_by_centre
 from faceqan.student.tail import LEARNING_RATES, finetune, new_tail, tail_copy, tail_inputs_and_embeddings, tail_split
@@ -34,29 +33,23 @@ from faceqan.student.tail import LEARNING_RATES, finetune, new_tail, tail_copy, 
 from student_variants import out_of_fold, print_table, validation_data
 
 
-class TailInput(QualityMethod):
-    """The input of the tuned blocks (the output of block ``split - 1``), flattened."""
-
-    name = "tail-input"
-    columns = ("tail_input",)
-
-    def __init__(self, model: nn.Module, split: int) -> None:
-        super().__init__(model)
-        self.split = split
-
-    def compute(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"tail_input": tail_inputs_and_embeddings(self.model, self.split, images)[0].flatten(1)}
-
-
 def tail_inputs(paths: list[str], model, split: int, file: Path) -> np.ndarray:
-    """Tail inputs of each path's largest face (NaN rows where none was found), cached in ``file``."""
+    """Tail inputs of each path's largest face (NaN rows where none was found), cached in
+    ``file``. Held as arrays as they come (a graph's tail input can be 100 KB per face: 12,000
+    faces as Python lists outgrew the machine's 24 GB)."""
     if file.exists():
         return np.load(file)
-    rows = {}
-    for batch in score_stream(paths, FacePreparer(model.spec, landmarks="refined"), TailInput(model, split), 32):
-        rows.update({row["path"]: row["tail_input"] for row in batch if row["face"] == 0 and row["status"] == "ok"})
+    rows: dict[str, np.ndarray] = {}
+    for faces in prepared_batches(paths, FacePreparer(model.spec, landmarks="refined"), 32):
+        ok = [face for face in faces if face.face == 0 and face.chip is not None]
+        if ok:
+            inputs = tail_inputs_and_embeddings(model, split, chips_to_tensor([face.chip for face in ok]))[0]
+            rows.update({face.path: row for face, row in zip(ok, inputs.flatten(1).float().numpy())})
     width = len(next(iter(rows.values())))
-    values = np.array([rows.get(p, [np.nan] * width) for p in paths], np.float32)
+    values = np.full((len(paths), width), np.nan, np.float32)
+    for i, path in enumerate(paths):
+        if path in rows:
+            values[i] = rows[path]
     file.parent.mkdir(parents=True, exist_ok=True)
     np.save(file, values)
     return values
@@ -86,7 +79,7 @@ def main() -> None:
     v = validation_data(args.model, model, f"runs/student/v2/labels_{args.model}.csv", args.cache)
     d = v.data
     split = tail_split(model, args.blocks)
-    x = torch.from_numpy(tail_inputs(d.paths, model, split, Path(f"runs/student/v2/tail_input_{args.model}_{split}.npy"))).view(-1, *input_shape(model, split))
+    x = torch.from_numpy(tail_inputs(d.paths, model, split, Path(f"runs/student/v2/tail_input_{args.model}_{split}.npy"))).float().view(-1, *input_shape(model, split))
     refine = refine_labels if args.refine_by == "pairs" else refine_labels_by_centre
     target = refine(d.q_adv, v.embeddings, d.groups, args.refine_labels)
     y = torch.from_numpy(normal_scores(target)).float()
