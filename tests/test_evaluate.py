@@ -201,7 +201,15 @@ def test_aligned_chips_are_evaluated_without_detection(lfw_aligned_root, tmp_pat
     assert "| none | - | 0.0000 |" in results  # well-aligned chips: SFace verifies every mated pair at FMR 0.1
 
 
-def test_several_methods_share_each_image_detection_and_each_computes_only_what_its_cache_lacks(identity_folder, tmp_path):
+def test_progress_bars_say_in_words_what_they_score_within_a_bounded_width():
+    from faceqan.evaluation.evaluate import TITLE_WIDTH, progress_title
+
+    assert progress_title(1753, ["faceqan", "faceqan-student", "froq", "flip"]) == "scoring 1,753 faces: faceqan, faceqan-student, froq, flip"
+    long = progress_title(29_000_000, [f"method-{i}" for i in range(40)])
+    assert len(long) == TITLE_WIDTH and long.startswith("scoring 29,000,000 faces: method-0, ") and long.endswith("...")
+
+
+def test_several_methods_share_each_image_detection_and_each_computes_only_what_its_cache_lacks(identity_folder, tmp_path, capsys):
     from faceqan.cache import ResultCache
     from faceqan.evaluation.evaluate import cached_values, cached_values_of
     from faceqan.faces.prepare import FacePreparer
@@ -222,7 +230,9 @@ def test_several_methods_share_each_image_detection_and_each_computes_only_what_
     caches = [ResultCache(tmp_path / "joint", {"method": m.name}) for m in methods]
     cached_values(paths[:1], preparer, methods[1], caches[1], 1, progress=False)  # sharpness already has one image
     prepared.clear()
-    rows = cached_values_of(paths, preparer, list(zip(methods, caches)), 1, progress=False)
+    rows = cached_values_of(paths, preparer, list(zip(methods, caches)), 1, progress=True)
+    bar = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "scoring 3 faces: flip, sharpness" in bar and "-" not in bar.split(":")[0] and max(len(line) for line in bar.split("\r")) <= 100
     assert sorted(prepared) == sorted(paths)  # each image once, for both methods
     alone = [cached_values(paths, preparer, m, ResultCache(tmp_path / "alone", {"method": m.name}), 1, progress=False) for m in methods]
     for together, single in zip(rows, alone):

@@ -18,6 +18,15 @@ AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
 ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
 
 
+TITLE_WIDTH = 60  # characters of a progress bar's title; the bar itself is bounded to 100
+
+
+def progress_title(count: int, names: list[str]) -> str:
+    """A progress bar's title in words: ``scoring 1,753 faces: faceqan, student, flip``, cut to TITLE_WIDTH."""
+    title = f"scoring {count:,} faces: {', '.join(names)}"
+    return title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 3] + "..."
+
+
 def cached_values(paths: list[str], preparer: FacePreparer, method: Method, cache: ResultCache, batch_size: int = 8, progress: bool = True) -> dict[str, dict]:
     """Each path's row of ``method`` values (status included), computing only what the cache lacks."""
     return cached_values_of(paths, preparer, [(method, cache)], batch_size, progress)[0]
@@ -32,8 +41,8 @@ def cached_values_of(paths: list[str], preparer: FacePreparer, jobs: list[tuple[
     todo = [{p for p in paths if cache.get(digests[p]) is None} for _, cache in jobs]
     needed = [p for p in paths if any(p in missing for missing in todo)]
     limits = [BatchLimit() for _ in jobs]
-    names = "+".join(cache.path.stem for (_, cache), missing in zip(jobs, todo) if missing)
-    with tqdm(total=len(needed), unit="img", disable=not progress or not needed, desc=names) as bar:
+    names = [getattr(method, "name", None) or cache.path.stem.rsplit("-", 1)[0] for (method, cache), missing in zip(jobs, todo) if missing]
+    with tqdm(total=len(needed), unit="img", disable=not progress or not needed, desc=progress_title(len(needed), names), ncols=100) as bar:
         for faces in prepared_batches(needed, preparer, batch_size):
             for (method, cache), missing, limit in zip(jobs, todo, limits):
                 mine = [face for face in faces if face.path in missing]
