@@ -44,7 +44,7 @@ from faceqan.student.files import builtin_student
 
 HERE = Path(__file__).parent
 MODELS = ("dlib", "sface")
-COLUMNS = ("erc_auc@10", "erc_auc@20", "erc_auc@40", "erc_auc@80", "edc_pauc@20")
+COLUMNS = ("erc_auc@10", "erc_auc@20", "erc_auc@40", "erc_auc@80", "edc_pauc@30")  # edc_limit 0.3 below
 HEADERS = ("ERC@10", "ERC@20", "ERC@40", "ERC@80", "EDC pAUC to 0.3")
 BASELINES = ("froq", "flip", "serfiq", "embedding_norm")
 

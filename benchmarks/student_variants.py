@@ -79,12 +79,12 @@ def print_table(v: Validation, qualities: dict[str, np.ndarray], bootstrap: int 
     print(f"{len(images)} originals, {int(protocol.mated.sum())} mated pairs; ERC AUC x1e3 at 10/20/40/80, EDC pAUC to 0.3")
     for name in qualities:
         r = results[name].values
-        print(f"{name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@20']:.1f})", flush=True)
+        print(f"{name:22s} " + " / ".join(f"{r[f'erc_auc@{c}']:.1f}" for c in (10, 20, 40, 80)) + f"  ({r['edc_pauc@30']:.1f})", flush=True)
     if bootstrap:
         print(f"paired intervals, method - s_f ({bootstrap} resamples over people; below 0: better than s_f) at 40 / 80 % (EDC)")
         for name in (k for k in qualities if k != "s_f"):
             d = results[name].differences
-            print(f"{name:22s} " + " / ".join(f"[{d[c][0]:.1f}, {d[c][1]:.1f}]" for c in ("erc_auc@40", "erc_auc@80")) + f"  ([{d['edc_pauc@20'][0]:.1f}, {d['edc_pauc@20'][1]:.1f}])", flush=True)
+            print(f"{name:22s} " + " / ".join(f"[{d[c][0]:.1f}, {d[c][1]:.1f}]" for c in ("erc_auc@40", "erc_auc@80")) + f"  ([{d['edc_pauc@30'][0]:.1f}, {d['edc_pauc@30'][1]:.1f}])", flush=True)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -76,6 +76,15 @@ def test_edc_threshold_from_a_starting_fnmr_on_the_command_line(identity_folder,
     assert main(["evaluate", *args, "--edc-start-fnmr", "2"]) != EXIT_OK
 
 
+def test_the_edc_columns_follow_the_edc_limit_in_the_csv_and_the_table(identity_folder, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(identity_folder), "--method", "sharpness", "--out", str(out), "--cache", str(tmp_path / "cache"), "--edc-limit", "0.3", *QUICK]) == EXIT_OK
+    header = next(csv.reader(open(out / "results.csv")))
+    assert "edc_pauc@30" in header and "edc_pauc@30-best" in header and not [c for c in header if c.startswith("edc_pauc@20")]
+    markdown = (out / "results.md").read_text()
+    assert "| edc_pauc@30 | edc_pauc@30-best |" in markdown and "edc_pauc@20" not in markdown and "pAUC x 1e3 to 0.3" in markdown
+
+
 def test_csv_protocol_and_quality_from_a_score_file(identity_folder, tmp_path):
     images = sorted(identity_folder.rglob("*.jpg"))
     protocol = tmp_path / "pairs.csv"
@@ -241,3 +250,9 @@ def test_several_methods_share_each_image_detection_and_each_computes_only_what_
     prepared.clear()
     assert cached_values_of(paths, preparer, list(zip(methods, caches)), 1, progress=False) == rows
     assert prepared == []  # everything cached: nothing detected again
+
+
+def test_the_edc_columns_state_the_discard_limit_they_were_computed_to():
+    from faceqan.evaluation.evaluate import edc_key
+
+    assert (edc_key(0.2), edc_key(0.3), edc_key(0.05), edc_key(0.125)) == ("edc_pauc@20", "edc_pauc@30", "edc_pauc@5", "edc_pauc@12.5")

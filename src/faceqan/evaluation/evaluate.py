@@ -15,6 +15,11 @@ from .metrics import NonmatedPairs, area, bootstrap, edc, edc_threshold, erc, pa
 from .protocols import Protocol
 
 AUC_LIMITS = (0.1, 0.2, 0.4, 0.8)
+
+
+def edc_key(limit: float) -> str:
+    """The EDC pAUC's column name, which states its discard limit: ``edc_pauc@30`` for 0.3."""
+    return f"edc_pauc@{round(limit * 100, 1):g}"
 ERC_FRACTIONS = np.round(np.arange(0, 0.801, 0.01), 2)
 
 
@@ -150,7 +155,7 @@ def _metrics(
     if weights is not None:
         ms, mq = np.repeat(ms, weights[pairs.mated]), np.repeat(mq, weights[pairs.mated])
     if ms.size == 0 or not nw.any():  # a bootstrap resample can lack one kind
-        keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best", "fnmr@0"]
+        keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + [edc_key(edc_limit), edc_key(edc_limit) + "-best", "fnmr@0"]
         return dict.fromkeys(keys, float("nan")), None, None
     erc_curve = erc(ms, mq, pairs.nonmated_pairs, None, fmr, ERC_FRACTIONS, nw)
     values = {f"erc_auc@{int(limit * 100)}": area(erc_curve, limit) * 1e3 for limit in AUC_LIMITS}
@@ -161,8 +166,8 @@ def _metrics(
     else:
         threshold = edc_threshold(ms, start_fnmr=edc_start_fnmr)
     edc_curve = edc(ms, mq, threshold)
-    values["edc_pauc@20"] = pauc(edc_curve, edc_limit) * 1e3
-    values["edc_pauc@20-best"] = pauc(edc_curve, edc_limit, minus_best=True) * 1e3
+    values[edc_key(edc_limit)] = pauc(edc_curve, edc_limit) * 1e3
+    values[edc_key(edc_limit) + "-best"] = pauc(edc_curve, edc_limit, minus_best=True) * 1e3
     values["fnmr@0"] = float(erc_curve.y[0])
     return values, erc_curve, edc_curve
 
@@ -245,7 +250,9 @@ def results_table(results: Iterable[MethodResult]) -> tuple[list[dict], str]:
     """CSV rows and a Markdown table of the results. A value the ERC cannot give (its curve
     stops before the limit) is empty in the CSV and "-" with the curve's end in the table."""
     rows, lines = [], []
-    keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + ["edc_pauc@20", "edc_pauc@20-best"]
+    results = list(results)
+    edc = next((k for k in results[0].values if k.startswith("edc_pauc@") and not k.endswith("-best")), edc_key(0.2)) if results else edc_key(0.2)
+    keys = [f"erc_auc@{int(limit * 100)}" for limit in AUC_LIMITS] + [edc, edc + "-best"]
     lines.append("| method | " + " | ".join(keys) + " |")
     lines.append("|---|" + "---|" * len(keys))
     for result in results:
