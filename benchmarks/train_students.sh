@@ -4,7 +4,8 @@
 # dlib's shipped student (v4) tunes rank-32 changes of its last 3 residual blocks' convs with a
 # linear head (BLOCKS=3 RANK=32, its defaults; ~7 min on 2 cores; a 1 MB file); RANK=0 tunes the
 # whole blocks (v3, a 14 MB file, not shipped), BLOCKS=0 makes the ridge head on pooled features
-# (v2, SFace's shipped student and its only choice: its ONNX graph has no blocks). docs/student.md.
+# (v2, SFace's shipped student). For SFace, an ONNX graph, BLOCKS counts convolutions of a graph
+# tail (student.graph_tail): BLOCKS=3 RANK=32 validated ahead of the ridge, not yet judged. docs/student.md.
 # 1. Training faces: LFW View 1's 3,443 training images and the extra pool's 3,569 (every other
 #    LFW image whose person is in neither judging protocol), each with one seeded degraded copy
 #    (benchmarks/make_student_set.py, under runs/student; rerunning writes the same files).
