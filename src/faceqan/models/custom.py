@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..extras import require
 from .iresnet import IRESNET_LAYERS, iresnet
 from .onnx_module import image_input_problem, load_onnx
 from .spec import FaceModel, ModelSpec, arcface_spec
@@ -21,18 +20,6 @@ ARCHS = ("onnx", "torchscript", *IRESNET_LAYERS)
 
 class ModelLoadError(ValueError):
     """A model file or module that cannot serve as a differentiable FR model."""
-
-
-def _normalises_itself(path: Path) -> bool:
-    """Whether the graph normalises 0..255 input itself (a Sub / Mul on the input first, as
-    insightface and SFace exports do)."""
-    onnx = require("onnx", "onnx", "ONNX model files")
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    initialisers = {i.name for i in graph.initializer}
-    image = next(i for i in graph.input if i.name not in initialisers)
-    first = [n.op_type for n in graph.node if image.name in n.input]
-    return bool(first) and first[0] in ("Sub", "Mul")
 
 
 # Below this cosine between our float run of a quantised graph and onnxruntime's own, the
@@ -164,14 +151,13 @@ def load_model_file(
     if arch == "onnx":
         try:
             network = load_onnx(path)
-            normalises_itself = _normalises_itself(path)
         except Exception as exc:  # onnx and our converter raise many kinds
             raise ModelLoadError(f"{path}: {exc}") from exc
         problem = image_input_problem(network)
         if problem:
             raise ModelLoadError(f"{path}: {problem}")
         input_size = input_size or network.input_size
-        if normalises_itself:
+        if network.normalises_itself:
             mean, std = 0.0, 1.0
     elif arch == "torchscript":
         try:

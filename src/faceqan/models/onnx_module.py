@@ -139,7 +139,6 @@ class OnnxModule(nn.Module):
         graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         constants = {init.name: as_float32(numpy_helper.to_array(init)) for init in graph.initializer}
-        self.reduced_precision = any(init.data_type in (10, 16) for init in graph.initializer)
         consumed = {name for node in graph.node for name in node.input}
         inputs = [i for i in graph.input if i.name not in constants and i.name in consumed]
         if len(inputs) != 1:
@@ -147,6 +146,9 @@ class OnnxModule(nn.Module):
         self.input_name = inputs[0].name
         self.input_dims, self.channels_last, self.input_size, self.fixed_batch = _image_input(inputs[0])
         self.output_name = graph.output[0].name
+        # insightface and SFace exports normalise 0..255 input themselves: a Sub / Mul on the input first
+        first = [node.op_type for node in graph.node if self.input_name in node.input]
+        self.normalises_itself = bool(first) and first[0] in ("Sub", "Mul")
         missing = [node for node in graph.node if node.op_type not in OPS]
         if missing:
             first = {}
@@ -168,7 +170,7 @@ class OnnxModule(nn.Module):
             else:
                 runtime.append(node)
         self.quantised_activations = any(node.op_type in QUANTISED_ACTIVATIONS for node in runtime)
-        self.reduced_precision = self.reduced_precision or any(
+        self.reduced_precision = any(init.data_type in (10, 16) for init in graph.initializer) or any(
             node.op_type == "Cast" and attr(node, "to") in (10, 16) for node in graph.node
         )
         self.nodes = _fold_batch_norms(runtime, constants, self.output_name)

@@ -64,12 +64,13 @@ def _padding(node, x: torch.Tensor, kernel: list[int], strides: list[int], dilat
     return begins + ends
 
 
-def _pad_explicitly(x: torch.Tensor, pads: list[int], value: float = 0.0) -> torch.Tensor:
+def _pad_explicitly(x: torch.Tensor, pads: list[int], value: float = 0.0, mode: str = "constant") -> torch.Tensor:
+    """ONNX pads (all begins, then all ends, first axis first) as F.pad's (last axis first)."""
     half = len(pads) // 2
     torch_pads: list[int] = []
     for axis in reversed(range(half)):
         torch_pads += [pads[axis], pads[axis + half]]
-    return F.pad(x, torch_pads, value=value)
+    return F.pad(x, torch_pads, mode=mode, value=value) if mode == "constant" else F.pad(x, torch_pads, mode=mode)
 
 
 def _conv(node, opset, x, w, b=None):
@@ -274,15 +275,7 @@ def _pad(node, opset, x, pads=None, value=None, axes=None):
     if any(pads[:2]) or any(pads[half : half + 2]):
         raise OnnxConversionError(f"Pad {node.name}: mode {mode} on the batch or channel axis is not supported")
     spatial = pads[2:half] + pads[half + 2 :]
-    return _pad_explicitly_mode(x, spatial, "replicate" if mode == "edge" else mode)
-
-
-def _pad_explicitly_mode(x: torch.Tensor, pads: list[int], mode: str) -> torch.Tensor:
-    half = len(pads) // 2
-    torch_pads: list[int] = []
-    for axis in reversed(range(half)):
-        torch_pads += [pads[axis], pads[axis + half]]
-    return F.pad(x, torch_pads, mode=mode)
+    return _pad_explicitly(x, spatial, mode="replicate" if mode == "edge" else mode)
 
 
 def _constant(node, opset=0) -> torch.Tensor:

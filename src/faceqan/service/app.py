@@ -20,6 +20,7 @@ handler; the pieces (limits, metrics, the work's thread) live in their own modul
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request,
 # Query, ...) at definition time, and they are imported inside create_app.
 import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -187,7 +188,7 @@ def _add_scoring_routes(app, service: QualityService, limits: ServiceLimits, met
                 task.cancel()
             raise
         prepared = [face for file_faces in per_file for face in file_faces]
-        return await in_decode_slot(request, slots_of(request), lambda *args: service.score_prepared(*args, chips=chips), prepared)
+        return await in_decode_slot(request, slots_of(request), functools.partial(service.score_prepared, chips=chips), prepared)
 
     faces_query = Query("largest", description="which faces get a row: largest, all, or error (fail on several)", json_schema_extra={"enum": list(FACE_POLICIES)})
     aligned_query = Query(False, description="the upload is an aligned chip already: no detection")

@@ -22,17 +22,17 @@ from ..methods import QualityMethod
 from ..models.spec import FaceModel
 from ..pipeline import BatchLimit, score_batch
 
+MAX_IDLE_PREPARERS = 8  # kept per face option (aligned, faces) between requests
+MAX_REQUEST_FACES = 64  # faces one request may bring (413 beyond): the one place this default is written
+
+
 def _png_data_url(rgb) -> str:
     import base64
 
     import cv2
 
-    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])  # OpenCV writes BGR
+    png = cv2.imencode(".png", rgb[:, :, ::-1])[1]  # OpenCV writes BGR
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
-
-
-MAX_IDLE_PREPARERS = 8  # kept per face option (aligned, faces) between requests
-MAX_REQUEST_FACES = 64  # faces one request may bring (413 beyond): the one place this default is written
 
 
 class RequestError(ValueError):

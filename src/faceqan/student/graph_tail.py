@@ -77,9 +77,10 @@ def cuts(module: OnnxModule, size: int) -> list[Cut]:
 
 def cut_for(module: OnnxModule, size: int, count: int) -> Cut:
     """The shortest tail with at least ``count`` convolutions; refused in one line where there is none."""
-    usable = [cut for cut in cuts(module, size) if cut.convs >= count]
+    every = cuts(module, size)
+    usable = [cut for cut in every if cut.convs >= count]
     if count < 1 or not usable:
-        most = max((cut.convs for cut in cuts(module, size)), default=0)
+        most = max((cut.convs for cut in every), default=0)
         raise ValueError(f"--finetune-blocks counts convolutions for an ONNX graph: 1 .. {most} for this one (the most a tail cut after a block boundary holds), got {count}")
     return usable[-1]
 
